@@ -1,0 +1,99 @@
+/*
+ * case_record: a case (工单) as the wire and the store both see it, with the names of
+ * its enumerations and its MessagePack form.
+ *
+ * The stored form and the wire form are the same map (protocol.md, "The case"), so a
+ * case read from the store can go out as it is. Strings are borrowed (gl_str): a
+ * record unpacked from a buffer points into that buffer and lives no longer than it.
+ */
+#ifndef CASE_RECORD_H
+#define CASE_RECORD_H
+
+#include "mp_util.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    CASE_REGISTERED, CASE_DISPATCHED, CASE_ACCEPTED, CASE_RESOLVED, CASE_CLOSED,
+    CASE_RETURNED, CASE_MERGED, CASE_WITHDRAWN,
+    CASE_STATE_COUNT
+} case_state;
+
+typedef enum {
+    CHANNEL_HOTLINE, CHANNEL_WINDOW, CHANNEL_GRID, CHANNEL_WEB, CHANNEL_APP, CHANNEL_TRANSFER,
+    CHANNEL_COUNT
+} case_channel;
+
+typedef enum {
+    URGENCY_EMERGENCY, URGENCY_URGENT, URGENCY_NORMAL,
+    URGENCY_COUNT
+} case_urgency;
+
+typedef enum {
+    SATISFACTION_NONE, SATISFACTION_SATISFIED, SATISFACTION_BASICALLY_SATISFIED,
+    SATISFACTION_UNSATISFIED,
+    SATISFACTION_COUNT
+} case_satisfaction;
+
+/* Wire names, and their inverse: the enum value, or -1 if s names none. */
+const char *case_state_name(case_state v);
+const char *case_channel_name(case_channel v);
+const char *case_urgency_name(case_urgency v);
+const char *case_satisfaction_name(case_satisfaction v); /* NONE -> NULL (packed as nil) */
+int case_state_parse(gl_str s);
+int case_channel_parse(gl_str s);
+int case_urgency_parse(gl_str s);
+int case_satisfaction_parse(gl_str s);
+
+#define CASE_MAX_ATTACHMENTS 16
+
+typedef struct {
+    gl_str district, street, community, grid, address;
+    bool   has_coords;
+    double lat, lon;
+} case_location;
+
+typedef struct {
+    uint64_t          id;
+    gl_str            code;            /* GL-YYYYMMDD-NNNNNN */
+    uint64_t          version;         /* 1 at creation, +1 on every change */
+    case_state        state;
+    case_channel      channel;
+    gl_str            category;
+    case_urgency      urgency;
+    gl_str            title, description;
+    case_location     location;
+    gl_str            reporter_name, reporter_phone;
+    gl_str            attachments[CASE_MAX_ATTACHMENTS];
+    uint32_t          n_attachments;
+    gl_str            request_id;      /* the sender's key it was registered under */
+    int64_t           reported_at;     /* 0 = not given */
+    bool              resolved_on_spot;
+    gl_str            unit;            /* empty until dispatched */
+    uint32_t          level;           /* escalation level, 0 = the unit itself */
+    int64_t           accept_by, resolve_by;   /* 0 = no deadline (nil) */
+    int64_t           created_at, updated_at;
+    bool              supervised;
+    uint64_t          duplicate_of;    /* 0 = nil */
+    uint32_t          reopen_count;
+    uint32_t          return_count;
+    case_satisfaction satisfaction;
+} case_record;
+
+/* Flags for case_record_pack. */
+#define CASE_PACK_MASK_PHONE 0x1u  /* reporter phone shown as 138****5678 */
+
+/* Packs the case as its wire map. Returns 0, or -1 if the packer's writer failed. */
+int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags);
+
+/* Fills c from a map written by case_record_pack. Unknown keys are skipped, so a
+ * newer daemon's record still reads. Returns 0, or -1 if o is not such a map. */
+int case_record_unpack(const msgpack_object *o, case_record *c);
+
+/* Writes the masked form of phone into out (at least phone.n + 1 bytes): all but the
+ * first three and last four digits become '*'. Returns the length written. */
+size_t case_phone_mask(gl_str phone, char *out, size_t cap);
+
+#endif
