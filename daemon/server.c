@@ -1,1 +1,630 @@
-/* placeholder */
+/* server: MDP requests in, one reply out for each (see server.h). */
+#include "server.h"
+
+#include "case_event.h"
+#include "log.h"
+#include "mdp.h"
+#include "mp_guard.h"
+#include "request.h"
+#include "writer.h"
+#include "zwatch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define MAX_FRAMES       8          /* identity + the four MDP frames, and some slack */
+#define MAX_IDENTITY     256
+#define RECV_BUDGET      256        /* messages per loop turn */
+#define LIST_SCAN_BUDGET 20000      /* index entries one case.list may examine */
+/* ZeroMQ drops a connection that sends a frame larger than this, before we see it;
+ * bodies between REQUEST_MAX_BODY and this get a bad_request reply. */
+#define MAX_FRAME_BYTES  (4 << 20)
+
+/* In development mode (no keys) every client is one sender (protocol.md). */
+#define DEV_SENDER "dev"
+
+/* Where a reply goes: copied out of the request so it outlives the frames. */
+typedef struct {
+    unsigned char identity[MAX_IDENTITY];
+    size_t        identity_len;
+    bool          delimited;
+    char          service[MDP_MAX_SERVICE];
+    size_t        service_len;
+    char          rid[REQUEST_MAX_RID];
+    size_t        rid_len;
+    bool          has_rid;
+} reply_to;
+
+struct server {
+    uv_loop_t       *loop;
+    void            *sock;
+    store           *store;
+    const city      *city;
+    writer          *writer;
+    zwatch          *watch;
+    server_options   opt;
+    msgpack_sbuffer  out;           /* reply scratch, loop thread */
+    msgpack_zone     zone;          /* request unpacking, cleared per request */
+    char            *catalog;       /* the catalogue's four pairs, packed once */
+    size_t           catalog_len;
+    void           (*stopped)(void *);
+    void            *stopped_arg;
+};
+
+typedef struct {
+    writer_op      op;
+    server        *srv;
+    reply_to       to;
+    request_create req;
+    int            rc;
+    gl_error       err;
+    store_created  created;
+    char           body[];           /* the request body: req's strings point here */
+} create_op;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- replies --- */
+
+static void send_frames(server *s, const reply_to *to, const void *body, size_t len)
+{
+    const int more = ZMQ_SNDMORE | ZMQ_DONTWAIT;
+    /* ROUTER drops a reply to a peer that has gone or whose queue is full: nothing to
+     * do about either but note it. */
+    if (zmq_send(s->sock, to->identity, to->identity_len, more) < 0) {
+        log_debug("reply dropped: %s", zmq_strerror(errno));
+        return;
+    }
+    if (to->delimited) {
+        zmq_send(s->sock, "", 0, more);
+    }
+    zmq_send(s->sock, MDP_CLIENT, strlen(MDP_CLIENT), more);
+    zmq_send(s->sock, to->service, to->service_len, more);
+    zmq_send(s->sock, body, len, ZMQ_DONTWAIT);
+}
+
+static void reply_error(server *s, const reply_to *to, const gl_error *err)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&s->out);
+    msgpack_packer_init(&pk, &s->out, msgpack_sbuffer_write);
+    gl_error_pack(&pk, err, to->has_rid ? to->rid : NULL, to->rid_len);
+    send_frames(s, to, s->out.data, s->out.size);
+}
+
+static void reply_fail(server *s, const reply_to *to, int code, const char *field,
+                       const char *message)
+{
+    gl_error err;
+    gl_error_set(&err, code, field, "%s", message);
+    reply_error(s, to, &err);
+}
+
+/* Starts a success reply {"ok": true, <pairs>..., "rid"?}: the caller packs `pairs`
+ * key/value pairs, then calls reply_finish. */
+static void reply_begin(server *s, const reply_to *to, msgpack_packer *pk, uint32_t pairs)
+{
+    msgpack_sbuffer_clear(&s->out);
+    msgpack_packer_init(pk, &s->out, msgpack_sbuffer_write);
+    msgpack_pack_map(pk, 1 + pairs + (to->has_rid ? 1 : 0));
+    mp_pack_cstr(pk, "ok");
+    msgpack_pack_true(pk);
+}
+
+static void reply_finish(server *s, const reply_to *to, msgpack_packer *pk)
+{
+    if (to->has_rid) {
+        mp_pack_cstr(pk, "rid");
+        msgpack_sbuffer_write(&s->out, to->rid, to->rid_len);
+    }
+    send_frames(s, to, s->out.data, s->out.size);
+}
+
+static void pack_raw(server *s, gl_str raw)
+{
+    msgpack_sbuffer_write(&s->out, raw.p, raw.n);
+}
+
+/* --- case.create --- */
+
+static int create_apply(writer_op *op, store_txn *txn)
+{
+    create_op *c = (create_op *)op;
+    c->rc = store_case_create(txn, gl_str_c(DEV_SENDER), &c->req, now_ms(), &c->created,
+                              &c->err);
+    if (c->rc == GL_ECONFLICT) {
+        return 0;   /* the request's own refusal; the batch goes on */
+    }
+    return c->rc;
+}
+
+static void create_done(writer_op *op, int status)
+{
+    create_op *c = (create_op *)op;
+    server *s = c->srv;
+    if (status != 0 && c->rc == 0) {
+        /* The batch did not commit: nothing of this request was written. */
+        gl_error_set(&c->err, status, NULL, "the store could not commit the case (%s); "
+                     "nothing was stored: retry with the same request_id",
+                     gl_error_name(status));
+        c->rc = status;
+    } else if (status != 0 && c->err.code == 0) {
+        gl_error_set(&c->err, status, NULL, "the store could not commit the case; retry "
+                     "with the same request_id");
+    }
+    if (c->rc != 0) {
+        reply_error(s, &c->to, &c->err);
+    } else {
+        msgpack_packer pk;
+        reply_begin(s, &c->to, &pk, 2);
+        mp_pack_cstr(&pk, "case");
+        pack_raw(s, gl_str_of(c->created.data, c->created.len));
+        mp_pack_cstr(&pk, "replayed");
+        c->created.replayed ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+        reply_finish(s, &c->to, &pk);
+    }
+    free(c->created.data);
+    free(c);
+    if (s->watch != NULL) {
+        zwatch_kick(s->watch);
+    }
+}
+
+static int unpack_body(server *s, const char *p, size_t n, msgpack_object *o, gl_error *err)
+{
+    msgpack_zone_clear(&s->zone);
+    if (mp_unpack(p, n, &s->zone, o) != 0) {
+        return gl_error_set(err, GL_EBAD_REQUEST, NULL, "body is not MessagePack");
+    }
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        return gl_error_set(err, GL_EBAD_REQUEST, NULL, "body must be a MessagePack map");
+    }
+    return 0;
+}
+
+static void handle_create(server *s, const reply_to *to, gl_str body)
+{
+    gl_error err;
+    gl_error_clear(&err);
+    if (writer_pending(s->writer) >= s->opt.max_pending) {
+        reply_fail(s, to, GL_EOVERLOADED, NULL, "too many writes in flight; retry shortly "
+                   "with the same request_id");
+        return;
+    }
+    create_op *c = calloc(1, sizeof *c + body.n);
+    if (c == NULL) {
+        reply_fail(s, to, GL_EOVERLOADED, NULL, "out of memory; retry shortly");
+        return;
+    }
+    memcpy(c->body, body.p, body.n);
+    msgpack_object o;
+    if (unpack_body(s, c->body, body.n, &o, &err) != 0
+        || request_parse_create(&o, now_ms(), &c->req, &err) != 0) {
+        goto refuse;
+    }
+    if (city_category_find(s->city, c->req.category) < 0) {
+        gl_error_set(&err, GL_EINVALID, "category", "unknown category \"%.*s\": catalog.get "
+                     "lists the codes", (int)c->req.category.n, c->req.category.p);
+        goto refuse;
+    }
+    if (city_location_check(s->city, &c->req.location, &err) != 0) {
+        goto refuse;
+    }
+    c->op.apply = create_apply;
+    c->op.done = create_done;
+    c->srv = s;
+    c->to = *to;
+    if (writer_submit(s->writer, &c->op) != 0) {
+        gl_error_set(&err, GL_EUNAVAILABLE, NULL, "the daemon is stopping; retry with the "
+                     "same request_id when it is back");
+        goto refuse;
+    }
+    return;
+
+refuse:
+    reply_error(s, to, &err);
+    free(c);
+}
+
+/* --- case.get --- */
+
+typedef struct {
+    gl_str *items;
+    size_t  n, cap;
+} raw_list;
+
+static int raw_list_add(void *arg, gl_str raw)
+{
+    raw_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap != 0 ? l->cap * 2 : 16;
+        gl_str *items = realloc(l->items, cap * sizeof *items);
+        if (items == NULL) {
+            return GL_EINTERNAL;
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = raw;
+    return 0;
+}
+
+static int raw_list_add_case(void *arg, gl_str raw, const case_record *c)
+{
+    return raw_list_add(arg, raw);
+}
+
+static void handle_get(server *s, const reply_to *to, const msgpack_object *o)
+{
+    gl_error err;
+    request_get req;
+    store_reader *r = NULL;
+    raw_list history = { NULL, 0, 0 };
+    gl_str raw;
+    int rc;
+
+    gl_error_clear(&err);
+    if (request_parse_get(o, &req, &err) != 0) {
+        reply_error(s, to, &err);
+        return;
+    }
+    if (store_read_begin(s->store, &r) != 0) {
+        reply_fail(s, to, GL_EINTERNAL, NULL, "cannot read the store");
+        return;
+    }
+    rc = req.code.n > 0 ? store_read_case_by_code(r, req.code, &raw)
+                        : store_read_case(r, req.id, &raw);
+    if (rc == GL_ENOT_FOUND) {
+        if (req.code.n > 0) {
+            gl_error_set(&err, rc, "code", "no case with code \"%.*s\"", (int)req.code.n,
+                         req.code.p);
+        } else {
+            gl_error_set(&err, rc, "id", "no case with id %llu", (unsigned long long)req.id);
+        }
+        reply_error(s, to, &err);
+        goto out;
+    }
+    if (rc == 0 && req.history) {
+        msgpack_object co;
+        case_record c;
+        msgpack_zone_clear(&s->zone);
+        if (mp_unpack(raw.p, raw.n, &s->zone, &co) != 0 || case_record_unpack(&co, &c) != 0) {
+            rc = GL_EINTERNAL;
+        } else {
+            rc = store_read_history(r, c.id, raw_list_add, &history);
+        }
+    }
+    if (rc != 0) {
+        reply_fail(s, to, GL_EINTERNAL, NULL, "cannot read the case");
+        goto out;
+    }
+    msgpack_packer pk;
+    reply_begin(s, to, &pk, req.history ? 2 : 1);
+    mp_pack_cstr(&pk, "case");
+    pack_raw(s, raw);
+    if (req.history) {
+        mp_pack_cstr(&pk, "history");
+        msgpack_pack_array(&pk, (uint32_t)history.n);
+        for (size_t i = 0; i < history.n; i++) {
+            pack_raw(s, history.items[i]);
+        }
+    }
+    reply_finish(s, to, &pk);
+out:
+    free(history.items);
+    store_read_end(&r);
+}
+
+/* --- case.list --- */
+
+static void handle_list(server *s, const reply_to *to, const msgpack_object *o)
+{
+    gl_error err;
+    request_list req;
+    store_reader *r = NULL;
+    raw_list cases = { NULL, 0, 0 };
+    uint64_t next = 0;
+
+    gl_error_clear(&err);
+    if (request_parse_list(o, &req, &err) != 0) {
+        reply_error(s, to, &err);
+        return;
+    }
+    if (store_read_begin(s->store, &r) != 0) {
+        reply_fail(s, to, GL_EINTERNAL, NULL, "cannot read the store");
+        return;
+    }
+    if (store_list(r, &req.filter, req.after, req.limit, now_ms(), LIST_SCAN_BUDGET,
+                   raw_list_add_case, &cases, &next) != 0) {
+        reply_fail(s, to, GL_EINTERNAL, NULL, "cannot list the cases");
+        goto out;
+    }
+    msgpack_packer pk;
+    reply_begin(s, to, &pk, 2);
+    mp_pack_cstr(&pk, "cases");
+    msgpack_pack_array(&pk, (uint32_t)cases.n);
+    for (size_t i = 0; i < cases.n; i++) {
+        pack_raw(s, cases.items[i]);
+    }
+    mp_pack_cstr(&pk, "next");
+    next != 0 ? msgpack_pack_uint64(&pk, next) : msgpack_pack_nil(&pk);
+    reply_finish(s, to, &pk);
+out:
+    free(cases.items);
+    store_read_end(&r);
+}
+
+/* --- catalog.get --- */
+
+static void handle_catalog(server *s, const reply_to *to, const msgpack_object *o)
+{
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR || !gl_str_eq(gl_str_of(k->via.str.ptr,
+                                                                  k->via.str.size), "rid")) {
+            char field[64];
+            size_t n = k->type == MSGPACK_OBJECT_STR ? k->via.str.size : 0;
+            snprintf(field, sizeof field, "%.*s", (int)(n > 60 ? 60 : n),
+                     n > 0 ? k->via.str.ptr : "");
+            reply_fail(s, to, GL_EINVALID, field, "unknown field: catalog.get takes none");
+            return;
+        }
+    }
+    msgpack_packer pk;
+    reply_begin(s, to, &pk, 4);
+    msgpack_sbuffer_write(&s->out, s->catalog, s->catalog_len);
+    reply_finish(s, to, &pk);
+}
+
+/* --- mmi.* (RFC 8) --- */
+
+static bool serves(gl_str name)
+{
+    static const char *const services[] = {
+        "case.create", "case.get", "case.list", "catalog.get"
+    };
+    for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
+        if (gl_str_eq(name, services[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void handle_mmi(server *s, const reply_to *to, gl_str service, gl_str body)
+{
+    const char *answer = "501";
+    if (gl_str_eq(service, "mmi.service")) {
+        answer = serves(body) || gl_str_eq(body, "mmi.service") ? "200" : "404";
+    }
+    send_frames(s, to, answer, 3);
+}
+
+/* --- dispatch --- */
+
+static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
+{
+    reply_to to;
+    mdp_frame mf[MAX_FRAMES];
+    mdp_client_request req;
+    const char *why = NULL;
+    gl_error err;
+
+    memset(&to, 0, sizeof to);
+    to.identity_len = zmq_msg_size(&frames[0]);
+    if (to.identity_len == 0 || to.identity_len > MAX_IDENTITY) {
+        return;   /* no return address we can use */
+    }
+    memcpy(to.identity, zmq_msg_data(&frames[0]), to.identity_len);
+    for (size_t i = 1; i < n; i++) {
+        mf[i - 1].p = zmq_msg_data(&frames[i]);
+        mf[i - 1].n = zmq_msg_size(&frames[i]);
+    }
+    int rc = mdp_client_parse(mf, n - 1, &req, &why);
+    to.delimited = n > 1 ? req.delimited : true;
+    if (req.service.n > 0 && req.service.n <= MDP_MAX_SERVICE) {
+        memcpy(to.service, req.service.p, req.service.n);
+        to.service_len = req.service.n;
+    }
+    if (too_many) {
+        rc = -1;
+        why = "too many frames: expected \"\", \"MDPC01\", service, body";
+    }
+    if (rc != 0) {
+        reply_fail(s, &to, GL_EBAD_REQUEST, NULL, why);
+        return;
+    }
+    if (mdp_is_mmi(req.service)) {
+        handle_mmi(s, &to, req.service, req.body);
+        return;
+    }
+    if (!serves(req.service)) {
+        gl_error_set(&err, GL_EUNKNOWN_SERVICE, NULL, "no service \"%.*s\"; this daemon "
+                     "serves case.create, case.get, case.list, catalog.get",
+                     (int)req.service.n, req.service.p);
+        reply_error(s, &to, &err);
+        return;
+    }
+    if (req.body.n > REQUEST_MAX_BODY) {
+        gl_error_set(&err, GL_EBAD_REQUEST, NULL, "body is %u bytes; at most %d",
+                     req.body.n, REQUEST_MAX_BODY);
+        reply_error(s, &to, &err);
+        return;
+    }
+    if (mp_guard_check(req.body.p, req.body.n, &mp_guard_request_limits, &why) != 0) {
+        gl_error_set(&err, GL_EBAD_REQUEST, NULL, "body is not acceptable MessagePack: %s",
+                     why);
+        reply_error(s, &to, &err);
+        return;
+    }
+    const char *rid;
+    request_find_rid(req.body.p, req.body.n, &rid, &to.rid_len);
+    if (rid != NULL && to.rid_len <= sizeof to.rid) {
+        memcpy(to.rid, rid, to.rid_len);
+        to.has_rid = true;
+    }
+    if (gl_str_eq(req.service, "case.create")) {
+        handle_create(s, &to, req.body);
+        return;
+    }
+    msgpack_object o;
+    if (unpack_body(s, req.body.p, req.body.n, &o, &err) != 0) {
+        reply_error(s, &to, &err);
+        return;
+    }
+    if (gl_str_eq(req.service, "case.get")) {
+        handle_get(s, &to, &o);
+    } else if (gl_str_eq(req.service, "case.list")) {
+        handle_list(s, &to, &o);
+    } else {
+        handle_catalog(s, &to, &o);
+    }
+}
+
+static void on_message(void *arg)
+{
+    server *s = arg;
+    zmq_msg_t frames[MAX_FRAMES];
+    size_t n = 0;
+    bool too_many = false;
+    for (;;) {
+        zmq_msg_t f;
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, s->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f);
+            break;   /* EAGAIN before the first frame; a message's frames come whole */
+        }
+        bool more = zmq_msg_more(&f) != 0;
+        if (n < MAX_FRAMES) {
+            frames[n++] = f;
+        } else {
+            too_many = true;
+            zmq_msg_close(&f);
+        }
+        if (!more) {
+            break;
+        }
+    }
+    if (n > 0) {
+        handle(s, frames, n, too_many);
+    }
+    for (size_t i = 0; i < n; i++) {
+        zmq_msg_close(&frames[i]);
+    }
+}
+
+server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c,
+                   const server_options *opt, char *err, size_t errlen)
+{
+    server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->loop = loop;
+    s->store = st;
+    s->city = c;
+    s->opt = *opt;
+    msgpack_sbuffer_init(&s->out);
+    msgpack_zone_init(&s->zone, 8192);
+
+    msgpack_sbuffer cat;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&cat);
+    msgpack_packer_init(&pk, &cat, msgpack_sbuffer_write);
+    if (city_pack_catalog(c, &pk) != 0) {
+        msgpack_sbuffer_destroy(&cat);
+        snprintf(err, errlen, "cannot pack the catalogue");
+        goto fail;
+    }
+    s->catalog_len = cat.size;
+    s->catalog = msgpack_sbuffer_release(&cat);
+    msgpack_sbuffer_destroy(&cat);
+
+    s->sock = zmq_socket(zctx, ZMQ_ROUTER);
+    if (s->sock == NULL) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int64_t maxmsg = MAX_FRAME_BYTES;
+    int hwm = 100000, linger = 2000;
+    zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(s->sock, opt->endpoint) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s (is another gridlined running? "
+                 "use --endpoint)", opt->endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    s->writer = writer_new(loop, st, opt->max_batch);
+    if (s->writer == NULL) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        goto fail;
+    }
+    s->watch = zwatch_new(loop, s->sock, RECV_BUDGET, on_message, s);
+    if (s->watch == NULL) {
+        snprintf(err, errlen, "cannot watch the request socket");
+        goto fail;
+    }
+    return s;
+
+fail:
+    server_destroy(&s);
+    return NULL;
+}
+
+static void on_drained(void *arg)
+{
+    server *s = arg;
+    writer_stats ws;
+    writer_get_stats(s->writer, &ws);
+    log_info("all writes answered: %llu operation(s) in %llu batch(es) this run, largest "
+             "batch %zu", (unsigned long long)ws.ops, (unsigned long long)ws.batches,
+             ws.largest);
+    writer_destroy(&s->writer);
+    zwatch_destroy(&s->watch);
+    /* Close flushes queued replies, up to ZMQ_LINGER. */
+    zmq_close(s->sock);
+    s->sock = NULL;
+    if (s->stopped != NULL) {
+        s->stopped(s->stopped_arg);
+    }
+}
+
+void server_stop(server *s, void (*stopped)(void *arg), void *arg)
+{
+    s->stopped = stopped;
+    s->stopped_arg = arg;
+    zwatch_pause(s->watch);
+    if (writer_pending(s->writer) > 0) {
+        log_info("stopping: answering %zu write(s) in flight", writer_pending(s->writer));
+    }
+    writer_on_drained(s->writer, on_drained, s);
+}
+
+void server_destroy(server **sp)
+{
+    if (sp == NULL || *sp == NULL) {
+        return;
+    }
+    server *s = *sp;
+    writer_destroy(&s->writer);
+    zwatch_destroy(&s->watch);
+    if (s->sock != NULL) {
+        zmq_close(s->sock);
+    }
+    free(s->catalog);
+    msgpack_sbuffer_destroy(&s->out);
+    msgpack_zone_destroy(&s->zone);
+    free(s);
+    *sp = NULL;
+}

@@ -1,1 +1,818 @@
-/* placeholder */
+/*
+ * store: cases, events, idempotency keys and list indexes in LMDB (see store.h).
+ *
+ * Counters (next id, next seq) are derived from the last keys at open and kept in
+ * memory by the one writer; a transaction works on its own copies and publishes them
+ * only when it commits, so an aborted batch gives its numbers back and sequence
+ * numbers stay dense.
+ */
+#include "store.h"
+
+#include "case_event.h"
+#include "log.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define STORE_DEFAULT_MAP_SIZE (64ULL << 30)
+#define INDEX_KEY_MAX          96   /* tag + value (<= 64) + NUL + id */
+
+/* Index tags: one byte in front of each index key. */
+enum {
+    TAG_STATE = 's', TAG_CHANNEL = 'h', TAG_UNIT = 'u', TAG_DISTRICT = 'd',
+    TAG_STREET = 't', TAG_COMMUNITY = 'c', TAG_GRID = 'g', TAG_CATEGORY = 'k',
+    TAG_PHONE = 'p',
+    /* Last of all tags, so that new cases' entries append at the end (MDB_APPEND). */
+    TAG_CREATED = '~'
+};
+
+struct store {
+    MDB_env         *env;
+    MDB_dbi          meta, cases, codes, events, history, idem, index;
+    char             code_prefix[16];
+    int              utc_offset_min;
+    /* Owned by the writer thread; published at commit. */
+    uint64_t         next_id, next_seq;
+    int64_t          last_created_at;
+    store_reader    *reader;          /* the loop thread's cached read transaction */
+    msgpack_sbuffer  wbuf;            /* the writer's scratch */
+};
+
+struct store_txn {
+    store   *s;
+    MDB_txn *txn;
+    uint64_t next_id, next_seq;
+    int64_t  last_created_at;
+};
+
+struct store_reader {
+    store       *s;
+    MDB_txn     *txn;
+    bool         active;
+    msgpack_zone zone;
+};
+
+static int lmdb_code(int rc)
+{
+    if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == MDB_TXN_FULL) {
+        return GL_EUNAVAILABLE;
+    }
+    return GL_EINTERNAL;
+}
+
+static MDB_val val_of(const void *p, size_t n)
+{
+    MDB_val v = { n, (void *)p };
+    return v;
+}
+
+static int64_t last_created_at_of(MDB_txn *txn, MDB_dbi cases)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int64_t at = 0;
+    if (mdb_cursor_open(txn, cases, &cur) != 0) {
+        return 0;
+    }
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0) {
+        msgpack_zone zone;
+        msgpack_object o;
+        case_record c;
+        msgpack_zone_init(&zone, 2048);
+        if (mp_unpack(v.mv_data, v.mv_size, &zone, &o) == 0 && case_record_unpack(&o, &c) == 0) {
+            at = c.created_at;
+        }
+        msgpack_zone_destroy(&zone);
+    }
+    mdb_cursor_close(cur);
+    return at;
+}
+
+static uint64_t last_key_of(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t last = 0;
+    if (mdb_cursor_open(txn, dbi, &cur) != 0) {
+        return 0;
+    }
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
+        last = mp_get_be64(k.mv_data);
+    }
+    mdb_cursor_close(cur);
+    return last;
+}
+
+static int check_schema(store *s, MDB_txn *txn, const char *dir, char *err, size_t errlen)
+{
+    MDB_val k = val_of("schema", 6), v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        if (last_key_of(txn, s->cases) != 0) {
+            snprintf(err, errlen, "data directory %s holds cases but no schema version: "
+                     "it was not written by gridlined", dir);
+            return -1;
+        }
+        unsigned char ver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
+        MDB_val nv = val_of(ver, 4);
+        return mdb_put(txn, s->meta, &k, &nv, 0) == 0 ? 0 : -1;
+    }
+    if (rc != 0 || v.mv_size != 4) {
+        snprintf(err, errlen, "data directory %s: unreadable schema record", dir);
+        return -1;
+    }
+    const unsigned char *b = v.mv_data;
+    unsigned ver = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
+    if (ver != STORE_SCHEMA_VERSION) {
+        snprintf(err, errlen, "data directory %s holds schema %u; this gridlined reads "
+                 "schema %d", dir, ver, STORE_SCHEMA_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
+store *store_new(const char *dir, const store_options *opt, char *err, size_t errlen)
+{
+    store *s = calloc(1, sizeof *s);
+    MDB_txn *txn = NULL;
+    int rc;
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    msgpack_sbuffer_init(&s->wbuf);
+    snprintf(s->code_prefix, sizeof s->code_prefix, "%s",
+             opt != NULL && opt->code_prefix != NULL ? opt->code_prefix : "GL");
+    s->utc_offset_min = opt != NULL ? opt->utc_offset_min : 0;
+
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&s->env)) != 0) {
+        snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    uint64_t map_size = opt != NULL && opt->map_size != 0 ? opt->map_size : STORE_DEFAULT_MAP_SIZE;
+    mdb_env_set_mapsize(s->env, (size_t)map_size);
+    mdb_env_set_maxdbs(s->env, 16);
+    /* MDB_NOTLS: read transactions are not tied to a thread's slot, so the loop can
+     * keep one and renew it. No MDB_NOSYNC, no MDB_NOMETASYNC: full durability. */
+    rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0640);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot open the store in %s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    if (dead > 0) {
+        log_warn("cleared %d stale LMDB reader slot(s) left by a dead process", dead);
+    }
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+        snprintf(err, errlen, "cannot open the store in %s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    struct { const char *name; MDB_dbi *dbi; } dbs[] = {
+        { "meta", &s->meta }, { "cases", &s->cases }, { "codes", &s->codes },
+        { "events", &s->events }, { "history", &s->history }, { "idem", &s->idem },
+        { "index", &s->index },
+    };
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)) != 0) {
+            snprintf(err, errlen, "cannot open database %s in %s: %s", dbs[i].name, dir,
+                     mdb_strerror(rc));
+            goto fail;
+        }
+    }
+    if (check_schema(s, txn, dir, err, errlen) != 0) {
+        goto fail;
+    }
+    s->next_id = last_key_of(txn, s->cases) + 1;
+    s->next_seq = last_key_of(txn, s->events) + 1;
+    s->last_created_at = last_created_at_of(txn, s->cases);
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        snprintf(err, errlen, "cannot initialise the store in %s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    return s;
+
+fail:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    store_destroy(&s);
+    return NULL;
+}
+
+void store_destroy(store **sp)
+{
+    if (sp == NULL || *sp == NULL) {
+        return;
+    }
+    store *s = *sp;
+    if (s->reader != NULL) {
+        if (s->reader->txn != NULL) {
+            mdb_txn_abort(s->reader->txn);
+        }
+        msgpack_zone_destroy(&s->reader->zone);
+        free(s->reader);
+    }
+    if (s->env != NULL) {
+        mdb_env_close(s->env);
+    }
+    msgpack_sbuffer_destroy(&s->wbuf);
+    free(s);
+    *sp = NULL;
+}
+
+uint64_t store_case_count(store *s)
+{
+    return s->next_id - 1;
+}
+
+uint64_t store_last_seq(store *s)
+{
+    return s->next_seq - 1;
+}
+
+/* --- writing --- */
+
+int store_write_begin(store *s, store_txn **out)
+{
+    store_txn *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        return GL_EUNAVAILABLE;
+    }
+    int rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+    if (rc != 0) {
+        log_error("store: cannot begin a write transaction: %s", mdb_strerror(rc));
+        free(t);
+        return lmdb_code(rc);
+    }
+    t->s = s;
+    t->next_id = s->next_id;
+    t->next_seq = s->next_seq;
+    t->last_created_at = s->last_created_at;
+    *out = t;
+    return 0;
+}
+
+int store_write_commit(store_txn **tp)
+{
+    store_txn *t = *tp;
+    int rc = mdb_txn_commit(t->txn);
+    if (rc == 0) {
+        t->s->next_id = t->next_id;
+        t->s->next_seq = t->next_seq;
+        t->s->last_created_at = t->last_created_at;
+    } else {
+        log_error("store: commit failed: %s", mdb_strerror(rc));
+    }
+    free(t);
+    *tp = NULL;
+    return rc == 0 ? 0 : lmdb_code(rc);
+}
+
+void store_write_abort(store_txn **tp)
+{
+    if (tp == NULL || *tp == NULL) {
+        return;
+    }
+    mdb_txn_abort((*tp)->txn);
+    free(*tp);
+    *tp = NULL;
+}
+
+/* An index key: tag, value, NUL, id. Values never hold NUL (text is validated), so
+ * the NUL ends the value and one value's keys sort together, in id order. */
+static size_t index_key(unsigned char *out, int tag, gl_str value, uint64_t id)
+{
+    size_t n = 0;
+    out[n++] = (unsigned char)tag;
+    memcpy(out + n, value.p, value.n);
+    n += value.n;
+    out[n++] = 0;
+    mp_put_be64(out + n, id);
+    return n + 8;
+}
+
+static size_t index_key_time(unsigned char *out, int64_t at, uint64_t id)
+{
+    out[0] = TAG_CREATED;
+    /* Flip the sign bit so that negative times sort before positive ones. */
+    mp_put_be64(out + 1, (uint64_t)at ^ (1ULL << 63));
+    mp_put_be64(out + 9, id);
+    return 17;
+}
+
+static int index_put(store_txn *t, const unsigned char *key, size_t n, unsigned flags)
+{
+    MDB_val k = val_of(key, n), v = val_of("", 0);
+    int rc = mdb_put(t->txn, t->s->index, &k, &v, flags);
+    return rc == 0 ? 0 : lmdb_code(rc);
+}
+
+static int index_add_str(store_txn *t, int tag, gl_str value, uint64_t id)
+{
+    unsigned char key[INDEX_KEY_MAX + REQUEST_MAX_CODE];
+    if (value.n == 0 || value.n > REQUEST_MAX_CODE) {
+        return 0;
+    }
+    return index_put(t, key, index_key(key, tag, value, id), 0);
+}
+
+/* Every index entry of a case. Later issues that change a case remove the old
+ * record's entries and add the new one's through the same list. */
+static int index_add_case(store_txn *t, const case_record *c, bool appending)
+{
+    char b;
+    int rc = 0;
+    b = (char)('0' + c->state);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_STATE, gl_str_of(&b, 1), c->id);
+    char ch = (char)('0' + c->channel);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_CHANNEL, gl_str_of(&ch, 1), c->id);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_UNIT, c->unit, c->id);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_DISTRICT, c->location.district, c->id);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_STREET, c->location.street, c->id);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_COMMUNITY, c->location.community, c->id);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_GRID, c->location.grid, c->id);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_CATEGORY, c->category, c->id);
+    rc = rc != 0 ? rc : index_add_str(t, TAG_PHONE, c->reporter_phone, c->id);
+    if (rc == 0) {
+        unsigned char key[17];
+        /* created_at never decreases with id, so a new case always goes at the end. */
+        rc = index_put(t, key, index_key_time(key, c->created_at, c->id),
+                       appending ? MDB_APPEND : 0);
+    }
+    return rc;
+}
+
+static size_t idem_key(unsigned char *out, gl_str sender, gl_str request_id)
+{
+    memcpy(out, sender.p, sender.n);
+    out[sender.n] = 0;
+    memcpy(out + sender.n + 1, request_id.p, request_id.n);
+    return sender.n + 1 + request_id.n;
+}
+
+/* The next number in the city's day (YYYYMMDD local), kept in meta. */
+static int next_code(store_txn *t, int64_t now_ms, char *code, size_t cap)
+{
+    time_t secs = (time_t)(now_ms / 1000) + (time_t)t->s->utc_offset_min * 60;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char day[16];
+    strftime(day, sizeof day, "%Y%m%d", &tm);
+
+    char keybuf[24];
+    int kn = snprintf(keybuf, sizeof keybuf, "day:%s", day);
+    MDB_val k = val_of(keybuf, (size_t)kn), v;
+    uint64_t n = 0;
+    int rc = mdb_get(t->txn, t->s->meta, &k, &v);
+    if (rc == 0 && v.mv_size == 8) {
+        n = mp_get_be64(v.mv_data);
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        return lmdb_code(rc);
+    }
+    n++;
+    unsigned char nb[8];
+    mp_put_be64(nb, n);
+    MDB_val nv = val_of(nb, 8);
+    if ((rc = mdb_put(t->txn, t->s->meta, &k, &nv, 0)) != 0) {
+        return lmdb_code(rc);
+    }
+    snprintf(code, cap, "%s-%s-%06llu", t->s->code_prefix, day, (unsigned long long)n);
+    return 0;
+}
+
+static int copy_out(const void *p, size_t n, store_created *out)
+{
+    out->data = malloc(n);
+    if (out->data == NULL) {
+        return GL_EINTERNAL;
+    }
+    memcpy(out->data, p, n);
+    out->len = n;
+    return 0;
+}
+
+static int replay(store_txn *t, const MDB_val *idv, uint64_t fingerprint, gl_str request_id,
+                  store_created *out, gl_error *err)
+{
+    if (idv->mv_size != 16) {
+        return gl_error_set(err, GL_EINTERNAL, NULL, "corrupt idempotency record");
+    }
+    uint64_t id = mp_get_be64(idv->mv_data);
+    uint64_t fp = mp_get_be64((const unsigned char *)idv->mv_data + 8);
+    unsigned char kb[8];
+    mp_put_be64(kb, id);
+    MDB_val k = val_of(kb, 8), v;
+    if (mdb_get(t->txn, t->s->cases, &k, &v) != 0) {
+        return gl_error_set(err, GL_EINTERNAL, NULL, "request_id points at missing case %llu",
+                            (unsigned long long)id);
+    }
+    if (fp != fingerprint) {
+        return gl_error_set(err, GL_ECONFLICT, "request_id",
+                            "request_id \"%.*s\" was already used for a different request "
+                            "(case %llu); use a new request_id for a new case",
+                            (int)(request_id.n > 64 ? 64 : request_id.n), request_id.p,
+                            (unsigned long long)id);
+    }
+    out->id = id;
+    out->replayed = true;
+    return copy_out(v.mv_data, v.mv_size, out);
+}
+
+int store_case_create(store_txn *t, gl_str sender, const request_create *r, int64_t now_ms,
+                      store_created *out, gl_error *err)
+{
+    store *s = t->s;
+    uint64_t fingerprint = request_create_fingerprint(r);
+    unsigned char ikey[256 + REQUEST_MAX_ID];
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (sender.n > 255) {
+        return gl_error_set(err, GL_EINTERNAL, NULL, "sender name too long");
+    }
+    MDB_val ik = val_of(ikey, idem_key(ikey, sender, r->request_id)), iv;
+    rc = mdb_get(t->txn, s->idem, &ik, &iv);
+    if (rc == 0) {
+        return replay(t, &iv, fingerprint, r->request_id, out, err);
+    }
+    if (rc != MDB_NOTFOUND) {
+        return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
+    }
+
+    /* Times only move forward, so created_at orders like id (see index '~'). */
+    int64_t at = now_ms > t->last_created_at ? now_ms : t->last_created_at;
+    char code[48];
+    if ((rc = next_code(t, at, code, sizeof code)) != 0) {
+        return gl_error_set(err, rc, NULL, "store: cannot number the case");
+    }
+
+    case_record c;
+    memset(&c, 0, sizeof c);
+    c.id = t->next_id;
+    c.code = gl_str_c(code);
+    c.version = 1;
+    c.state = r->resolved_on_spot ? CASE_RESOLVED : CASE_REGISTERED;
+    c.channel = r->channel;
+    c.category = r->category;
+    c.urgency = r->urgency;
+    c.title = r->title;
+    c.description = r->description;
+    c.location = r->location;
+    c.reporter_name = r->reporter_name;
+    c.reporter_phone = r->reporter_phone;
+    c.n_attachments = r->n_attachments;
+    memcpy(c.attachments, r->attachments, sizeof c.attachments);
+    c.request_id = r->request_id;
+    c.reported_at = r->reported_at;
+    c.resolved_on_spot = r->resolved_on_spot;
+    c.created_at = at;
+    c.updated_at = at;
+
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&s->wbuf);
+    msgpack_packer_init(&pk, &s->wbuf, msgpack_sbuffer_write);
+    if (case_record_pack(&pk, &c, 0) != 0) {
+        return gl_error_set(err, GL_EINTERNAL, NULL, "out of memory packing a case");
+    }
+    unsigned char idb[8];
+    mp_put_be64(idb, c.id);
+    MDB_val k = val_of(idb, 8), v = val_of(s->wbuf.data, s->wbuf.size);
+    if ((rc = mdb_put(t->txn, s->cases, &k, &v, MDB_APPEND)) != 0) {
+        return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
+    }
+    if ((rc = copy_out(s->wbuf.data, s->wbuf.size, out)) != 0) {
+        return gl_error_set(err, rc, NULL, "out of memory");
+    }
+    out->id = c.id;
+
+    MDB_val ck = val_of(code, strlen(code)), cv = val_of(idb, 8);
+    if ((rc = mdb_put(t->txn, s->codes, &ck, &cv, MDB_NOOVERWRITE)) != 0) {
+        return gl_error_set(err, lmdb_code(rc), NULL, "store: code %s: %s", code,
+                            mdb_strerror(rc));
+    }
+    if ((rc = index_add_case(t, &c, true)) != 0) {
+        return gl_error_set(err, rc, NULL, "store: cannot index the case");
+    }
+
+    case_event e;
+    memset(&e, 0, sizeof e);
+    e.seq = t->next_seq;
+    e.at = at;
+    e.case_id = c.id;
+    e.code = c.code;
+    e.type = EVENT_CREATED;
+    e.state = c.state;
+    e.district = c.location.district;
+    e.category = c.category;
+    e.actor = sender;
+    msgpack_sbuffer_clear(&s->wbuf);
+    if (case_event_pack(&pk, &e) != 0) {
+        return gl_error_set(err, GL_EINTERNAL, NULL, "out of memory packing an event");
+    }
+    unsigned char sb[8], hb[16];
+    mp_put_be64(sb, e.seq);
+    MDB_val ek = val_of(sb, 8), ev = val_of(s->wbuf.data, s->wbuf.size);
+    if ((rc = mdb_put(t->txn, s->events, &ek, &ev, MDB_APPEND)) != 0) {
+        return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
+    }
+    memcpy(hb, idb, 8);
+    memcpy(hb + 8, sb, 8);
+    MDB_val hk = val_of(hb, 16), hv = val_of("", 0);
+    if ((rc = mdb_put(t->txn, s->history, &hk, &hv, 0)) != 0) {
+        return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
+    }
+
+    unsigned char idv[16];
+    mp_put_be64(idv, c.id);
+    mp_put_be64(idv + 8, fingerprint);
+    MDB_val iv2 = val_of(idv, 16);
+    if ((rc = mdb_put(t->txn, s->idem, &ik, &iv2, 0)) != 0) {
+        return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
+    }
+    t->next_id++;
+    t->next_seq++;
+    t->last_created_at = at;
+    return 0;
+}
+
+/* --- reading --- */
+
+int store_read_begin(store *s, store_reader **out)
+{
+    store_reader *r = s->reader;
+    int rc;
+    if (r == NULL) {
+        r = calloc(1, sizeof *r);
+        if (r == NULL) {
+            return GL_EINTERNAL;
+        }
+        r->s = s;
+        msgpack_zone_init(&r->zone, 4096);
+        s->reader = r;
+    }
+    if (r->active) {
+        return GL_EINTERNAL;    /* one read at a time on the loop thread */
+    }
+    if (r->txn == NULL) {
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    } else {
+        rc = mdb_txn_renew(r->txn);
+    }
+    if (rc != 0) {
+        log_error("store: cannot begin a read transaction: %s", mdb_strerror(rc));
+        return GL_EINTERNAL;
+    }
+    r->active = true;
+    *out = r;
+    return 0;
+}
+
+void store_read_end(store_reader **rp)
+{
+    if (rp == NULL || *rp == NULL) {
+        return;
+    }
+    store_reader *r = *rp;
+    /* Reset, not abort: the handle is renewed by the next read, with no allocation. */
+    mdb_txn_reset(r->txn);
+    msgpack_zone_clear(&r->zone);
+    r->active = false;
+    *rp = NULL;
+}
+
+int store_read_case(store_reader *r, uint64_t id, gl_str *raw)
+{
+    unsigned char kb[8];
+    mp_put_be64(kb, id);
+    MDB_val k = val_of(kb, 8), v;
+    int rc = mdb_get(r->txn, r->s->cases, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return GL_ENOT_FOUND;
+    }
+    if (rc != 0) {
+        return GL_EINTERNAL;
+    }
+    *raw = gl_str_of(v.mv_data, v.mv_size);
+    return 0;
+}
+
+int store_read_case_by_code(store_reader *r, gl_str code, gl_str *raw)
+{
+    MDB_val k = val_of(code.p, code.n), v;
+    if (code.n == 0 || code.n > 511) {
+        return GL_ENOT_FOUND;
+    }
+    int rc = mdb_get(r->txn, r->s->codes, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return GL_ENOT_FOUND;
+    }
+    if (rc != 0 || v.mv_size != 8) {
+        return GL_EINTERNAL;
+    }
+    return store_read_case(r, mp_get_be64(v.mv_data), raw);
+}
+
+int store_read_history(store_reader *r, uint64_t id, store_event_fn fn, void *arg)
+{
+    MDB_cursor *cur;
+    unsigned char kb[16];
+    mp_put_be64(kb, id);
+    memset(kb + 8, 0, 8);
+    MDB_val k = val_of(kb, 16), v;
+    int rc = mdb_cursor_open(r->txn, r->s->history, &cur);
+    if (rc != 0) {
+        return GL_EINTERNAL;
+    }
+    int out = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == 16 && mp_get_be64(k.mv_data) == id) {
+        unsigned char sb[8];
+        memcpy(sb, (const unsigned char *)k.mv_data + 8, 8);
+        MDB_val ek = val_of(sb, 8), ev;
+        if (mdb_get(r->txn, r->s->events, &ek, &ev) != 0) {
+            out = GL_EINTERNAL;
+            break;
+        }
+        if ((out = fn(arg, gl_str_of(ev.mv_data, ev.mv_size))) != 0) {
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return out;
+}
+
+bool store_case_is_overdue(const case_record *c, int64_t now_ms)
+{
+    if (c->state == CASE_DISPATCHED && c->accept_by != 0 && now_ms > c->accept_by) {
+        return true;
+    }
+    bool open = c->state == CASE_DISPATCHED || c->state == CASE_ACCEPTED
+                || c->state == CASE_RETURNED;
+    return open && c->resolve_by != 0 && now_ms > c->resolve_by;
+}
+
+static bool filter_match(const request_filter *f, const case_record *c, int64_t now_ms)
+{
+    if (f->state >= 0 && (int)c->state != f->state) return false;
+    if (f->channel >= 0 && (int)c->channel != f->channel) return false;
+    if (f->unit.n > 0 && !gl_str_eq2(f->unit, c->unit)) return false;
+    if (f->district.n > 0 && !gl_str_eq2(f->district, c->location.district)) return false;
+    if (f->street.n > 0 && !gl_str_eq2(f->street, c->location.street)) return false;
+    if (f->community.n > 0 && !gl_str_eq2(f->community, c->location.community)) return false;
+    if (f->grid.n > 0 && !gl_str_eq2(f->grid, c->location.grid)) return false;
+    if (f->category.n > 0 && !gl_str_eq2(f->category, c->category)) return false;
+    if (f->reporter_phone.n > 0 && !gl_str_eq2(f->reporter_phone, c->reporter_phone)) return false;
+    if (f->supervised >= 0 && (int)c->supervised != f->supervised) return false;
+    if (f->overdue >= 0 && (int)store_case_is_overdue(c, now_ms) != f->overdue) return false;
+    if (c->created_at < f->created_from || c->created_at >= f->created_to) return false;
+    return true;
+}
+
+/* The equality filter that drives the scan: the most selective one given. */
+static int driver_of(const request_filter *f, gl_str *value, char *onebyte)
+{
+    if (f->reporter_phone.n > 0) { *value = f->reporter_phone; return TAG_PHONE; }
+    if (f->grid.n > 0) { *value = f->grid; return TAG_GRID; }
+    if (f->community.n > 0) { *value = f->community; return TAG_COMMUNITY; }
+    if (f->unit.n > 0) { *value = f->unit; return TAG_UNIT; }
+    if (f->street.n > 0) { *value = f->street; return TAG_STREET; }
+    if (f->category.n > 0) { *value = f->category; return TAG_CATEGORY; }
+    if (f->district.n > 0) { *value = f->district; return TAG_DISTRICT; }
+    if (f->state >= 0) {
+        *onebyte = (char)('0' + f->state);
+        *value = gl_str_of(onebyte, 1);
+        return TAG_STATE;
+    }
+    if (f->channel >= 0) {
+        *onebyte = (char)('0' + f->channel);
+        *value = gl_str_of(onebyte, 1);
+        return TAG_CHANNEL;
+    }
+    return 0;
+}
+
+/* The first id created at or after `from`, from the '~' index; UINT64_MAX if none. */
+static uint64_t first_id_created_from(store_reader *r, int64_t from)
+{
+    MDB_cursor *cur;
+    unsigned char kb[17];
+    MDB_val k = val_of(kb, index_key_time(kb, from, 0)), v;
+    uint64_t id = UINT64_MAX;
+    if (mdb_cursor_open(r->txn, r->s->index, &cur) != 0) {
+        return id;
+    }
+    if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == 17
+        && ((const unsigned char *)k.mv_data)[0] == TAG_CREATED) {
+        id = mp_get_be64((const unsigned char *)k.mv_data + 9);
+    }
+    mdb_cursor_close(cur);
+    return id;
+}
+
+int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_t limit,
+               int64_t now_ms, uint32_t scan_budget, store_case_fn fn, void *arg,
+               uint64_t *next)
+{
+    store *s = r->s;
+    gl_str value = GL_STR_NULL;
+    char onebyte;
+    int tag = driver_of(f, &value, &onebyte);
+    unsigned char kb[INDEX_KEY_MAX + REQUEST_MAX_CODE];
+    size_t prefix = 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint32_t found = 0, examined = 0;
+    uint64_t last = after;
+    int rc, out = 0;
+
+    *next = 0;
+    if (after == UINT64_MAX) {
+        return 0;
+    }
+    if (tag != 0) {
+        if (value.n > REQUEST_MAX_CODE) {
+            return 0;
+        }
+        size_t n = index_key(kb, tag, value, after + 1);
+        prefix = n - 8;
+        k = val_of(kb, n);
+        rc = mdb_cursor_open(r->txn, s->index, &cur);
+    } else {
+        uint64_t start = after + 1;
+        if (f->created_from != INT64_MIN) {
+            uint64_t first = first_id_created_from(r, f->created_from);
+            start = first > start ? first : start;
+            if (start == UINT64_MAX) {
+                return 0;
+            }
+        }
+        mp_put_be64(kb, start);
+        k = val_of(kb, 8);
+        rc = mdb_cursor_open(r->txn, s->cases, &cur);
+    }
+    if (rc != 0) {
+        return GL_EINTERNAL;
+    }
+
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        uint64_t id;
+        if (tag != 0) {
+            if (k.mv_size != prefix + 8 || memcmp(k.mv_data, kb, prefix) != 0) {
+                break;
+            }
+            id = mp_get_be64((const unsigned char *)k.mv_data + prefix);
+        } else {
+            id = mp_get_be64(k.mv_data);
+        }
+        if (found == limit || examined == scan_budget) {
+            /* There is more to look at: hand back a cursor to go on from. */
+            *next = last;
+            break;
+        }
+        examined++;
+        last = id;
+
+        gl_str raw;
+        if (tag != 0) {
+            if (store_read_case(r, id, &raw) != 0) {
+                out = GL_EINTERNAL;
+                break;
+            }
+        } else {
+            raw = gl_str_of(v.mv_data, v.mv_size);
+        }
+        msgpack_object o;
+        case_record c;
+        msgpack_zone_clear(&r->zone);
+        if (mp_unpack(raw.p, raw.n, &r->zone, &o) != 0 || case_record_unpack(&o, &c) != 0) {
+            log_error("store: case %llu does not decode", (unsigned long long)id);
+            out = GL_EINTERNAL;
+            break;
+        }
+        if (tag == 0 && c.created_at >= f->created_to) {
+            break;   /* created_at grows with id: nothing later can match */
+        }
+        if (filter_match(f, &c, now_ms)) {
+            if ((out = fn(arg, raw, &c)) != 0) {
+                break;
+            }
+            found++;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return out;
+}

@@ -1,1 +1,269 @@
-/* placeholder */
+/* case_record: the case's enumerations and its MessagePack map. */
+#include "case_record.h"
+
+#include <string.h>
+
+static const char *const state_names[CASE_STATE_COUNT] = {
+    "registered", "dispatched", "accepted", "resolved", "closed",
+    "returned", "merged", "withdrawn"
+};
+static const char *const channel_names[CHANNEL_COUNT] = {
+    "hotline", "window", "grid", "web", "app", "transfer"
+};
+static const char *const urgency_names[URGENCY_COUNT] = { "emergency", "urgent", "normal" };
+static const char *const satisfaction_names[SATISFACTION_COUNT] = {
+    NULL, "satisfied", "basically_satisfied", "unsatisfied"
+};
+
+static int names_parse(const char *const *names, int count, gl_str s)
+{
+    for (int i = 0; i < count; i++) {
+        if (names[i] != NULL && gl_str_eq(s, names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *case_state_name(case_state v)
+{
+    return (unsigned)v < CASE_STATE_COUNT ? state_names[v] : "registered";
+}
+const char *case_channel_name(case_channel v)
+{
+    return (unsigned)v < CHANNEL_COUNT ? channel_names[v] : "hotline";
+}
+const char *case_urgency_name(case_urgency v)
+{
+    return (unsigned)v < URGENCY_COUNT ? urgency_names[v] : "normal";
+}
+const char *case_satisfaction_name(case_satisfaction v)
+{
+    return (unsigned)v < SATISFACTION_COUNT ? satisfaction_names[v] : NULL;
+}
+int case_state_parse(gl_str s) { return names_parse(state_names, CASE_STATE_COUNT, s); }
+int case_channel_parse(gl_str s) { return names_parse(channel_names, CHANNEL_COUNT, s); }
+int case_urgency_parse(gl_str s) { return names_parse(urgency_names, URGENCY_COUNT, s); }
+int case_satisfaction_parse(gl_str s)
+{
+    return names_parse(satisfaction_names, SATISFACTION_COUNT, s);
+}
+
+size_t case_phone_mask(gl_str phone, char *out, size_t cap)
+{
+    size_t digits = 0;
+    for (uint32_t i = 0; i < phone.n; i++) {
+        digits += phone.p[i] >= '0' && phone.p[i] <= '9';
+    }
+    size_t seen = 0, n = 0;
+    for (uint32_t i = 0; i < phone.n && n + 1 < cap; i++) {
+        char ch = phone.p[i];
+        if (ch >= '0' && ch <= '9') {
+            seen++;
+            if (seen > 3 && seen + 4 <= digits) {
+                ch = '*';
+            }
+        }
+        out[n++] = ch;
+    }
+    if (cap > 0) {
+        out[n] = '\0';
+    }
+    return n;
+}
+
+static int pack_kv_str(msgpack_packer *pk, const char *k, gl_str v)
+{
+    return mp_pack_cstr(pk, k) | mp_pack_str_or_nil(pk, v);
+}
+
+static int pack_kv_int(msgpack_packer *pk, const char *k, int64_t v)
+{
+    return mp_pack_cstr(pk, k) | msgpack_pack_int64(pk, v);
+}
+
+static int pack_kv_time(msgpack_packer *pk, const char *k, int64_t v)
+{
+    if (v == 0) {
+        return mp_pack_cstr(pk, k) | msgpack_pack_nil(pk);
+    }
+    return pack_kv_int(pk, k, v);
+}
+
+static int pack_kv_bool(msgpack_packer *pk, const char *k, bool v)
+{
+    return mp_pack_cstr(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+}
+
+#define CASE_RECORD_KEYS 26
+
+int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
+{
+    int rc = msgpack_pack_map(pk, CASE_RECORD_KEYS);
+    rc |= pack_kv_int(pk, "id", (int64_t)c->id);
+    rc |= pack_kv_str(pk, "code", c->code);
+    rc |= pack_kv_int(pk, "version", (int64_t)c->version);
+    rc |= mp_pack_cstr(pk, "state") | mp_pack_cstr(pk, case_state_name(c->state));
+    rc |= mp_pack_cstr(pk, "channel") | mp_pack_cstr(pk, case_channel_name(c->channel));
+    rc |= pack_kv_str(pk, "category", c->category);
+    rc |= mp_pack_cstr(pk, "urgency") | mp_pack_cstr(pk, case_urgency_name(c->urgency));
+    rc |= mp_pack_cstr(pk, "title") | mp_pack_str(pk, c->title);
+    rc |= mp_pack_cstr(pk, "description") | mp_pack_str(pk, c->description);
+
+    const case_location *l = &c->location;
+    rc |= mp_pack_cstr(pk, "location") | msgpack_pack_map(pk, 7);
+    rc |= pack_kv_str(pk, "district", l->district);
+    rc |= pack_kv_str(pk, "street", l->street);
+    rc |= pack_kv_str(pk, "community", l->community);
+    rc |= pack_kv_str(pk, "grid", l->grid);
+    rc |= pack_kv_str(pk, "address", l->address);
+    rc |= mp_pack_cstr(pk, "lat");
+    rc |= l->has_coords ? msgpack_pack_double(pk, l->lat) : msgpack_pack_nil(pk);
+    rc |= mp_pack_cstr(pk, "lon");
+    rc |= l->has_coords ? msgpack_pack_double(pk, l->lon) : msgpack_pack_nil(pk);
+
+    rc |= mp_pack_cstr(pk, "reporter") | msgpack_pack_map(pk, 2);
+    rc |= pack_kv_str(pk, "name", c->reporter_name);
+    if ((flags & CASE_PACK_MASK_PHONE) != 0 && c->reporter_phone.n > 0) {
+        char masked[64];
+        size_t n = case_phone_mask(c->reporter_phone, masked, sizeof masked);
+        rc |= pack_kv_str(pk, "phone", gl_str_of(masked, n));
+    } else {
+        rc |= pack_kv_str(pk, "phone", c->reporter_phone);
+    }
+
+    rc |= mp_pack_cstr(pk, "attachments") | msgpack_pack_array(pk, c->n_attachments);
+    for (uint32_t i = 0; i < c->n_attachments; i++) {
+        rc |= mp_pack_str(pk, c->attachments[i]);
+    }
+    rc |= pack_kv_str(pk, "request_id", c->request_id);
+    rc |= pack_kv_time(pk, "reported_at", c->reported_at);
+    rc |= pack_kv_bool(pk, "resolved_on_spot", c->resolved_on_spot);
+    rc |= pack_kv_str(pk, "unit", c->unit);
+    rc |= pack_kv_int(pk, "level", c->level);
+    rc |= pack_kv_time(pk, "accept_by", c->accept_by);
+    rc |= pack_kv_time(pk, "resolve_by", c->resolve_by);
+    rc |= pack_kv_int(pk, "created_at", c->created_at);
+    rc |= pack_kv_int(pk, "updated_at", c->updated_at);
+    rc |= pack_kv_bool(pk, "supervised", c->supervised);
+    rc |= mp_pack_cstr(pk, "duplicate_of");
+    rc |= c->duplicate_of != 0 ? msgpack_pack_uint64(pk, c->duplicate_of) : msgpack_pack_nil(pk);
+    rc |= pack_kv_int(pk, "reopen_count", c->reopen_count);
+    rc |= pack_kv_int(pk, "return_count", c->return_count);
+    rc |= mp_pack_cstr(pk, "satisfaction");
+    const char *sat = case_satisfaction_name(c->satisfaction);
+    rc |= sat != NULL ? mp_pack_cstr(pk, sat) : msgpack_pack_nil(pk);
+    return rc != 0 ? -1 : 0;
+}
+
+static gl_str obj_str(const msgpack_object *o)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        return gl_str_of(o->via.str.ptr, o->via.str.size);
+    }
+    return GL_STR_NULL;
+}
+
+static int64_t obj_int(const msgpack_object *o)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        return o->via.i64;
+    }
+    return 0;
+}
+
+static double obj_double(const msgpack_object *o)
+{
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) {
+        return o->via.f64;
+    }
+    return (double)obj_int(o);
+}
+
+static bool key_is(const msgpack_object *k, const char *s)
+{
+    return k->type == MSGPACK_OBJECT_STR && gl_str_eq(obj_str(k), s);
+}
+
+static void unpack_location(const msgpack_object *o, case_location *l)
+{
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        return;
+    }
+    bool has_lat = false, has_lon = false;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (key_is(k, "district")) l->district = obj_str(v);
+        else if (key_is(k, "street")) l->street = obj_str(v);
+        else if (key_is(k, "community")) l->community = obj_str(v);
+        else if (key_is(k, "grid")) l->grid = obj_str(v);
+        else if (key_is(k, "address")) l->address = obj_str(v);
+        else if (key_is(k, "lat") && v->type != MSGPACK_OBJECT_NIL) {
+            l->lat = obj_double(v);
+            has_lat = true;
+        } else if (key_is(k, "lon") && v->type != MSGPACK_OBJECT_NIL) {
+            l->lon = obj_double(v);
+            has_lon = true;
+        }
+    }
+    l->has_coords = has_lat && has_lon;
+}
+
+int case_record_unpack(const msgpack_object *o, case_record *c)
+{
+    memset(c, 0, sizeof *c);
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR) {
+            continue;
+        }
+        if (key_is(k, "id")) c->id = (uint64_t)obj_int(v);
+        else if (key_is(k, "code")) c->code = obj_str(v);
+        else if (key_is(k, "version")) c->version = (uint64_t)obj_int(v);
+        else if (key_is(k, "state")) c->state = (case_state)case_state_parse(obj_str(v));
+        else if (key_is(k, "channel")) c->channel = (case_channel)case_channel_parse(obj_str(v));
+        else if (key_is(k, "category")) c->category = obj_str(v);
+        else if (key_is(k, "urgency")) c->urgency = (case_urgency)case_urgency_parse(obj_str(v));
+        else if (key_is(k, "title")) c->title = obj_str(v);
+        else if (key_is(k, "description")) c->description = obj_str(v);
+        else if (key_is(k, "location")) unpack_location(v, &c->location);
+        else if (key_is(k, "reporter")) {
+            const msgpack_object *name = mp_map_get(v, "name"), *phone = mp_map_get(v, "phone");
+            c->reporter_name = name != NULL ? obj_str(name) : GL_STR_NULL;
+            c->reporter_phone = phone != NULL ? obj_str(phone) : GL_STR_NULL;
+        } else if (key_is(k, "attachments") && v->type == MSGPACK_OBJECT_ARRAY) {
+            uint32_t n = v->via.array.size;
+            c->n_attachments = n > CASE_MAX_ATTACHMENTS ? CASE_MAX_ATTACHMENTS : n;
+            for (uint32_t j = 0; j < c->n_attachments; j++) {
+                c->attachments[j] = obj_str(&v->via.array.ptr[j]);
+            }
+        }
+        else if (key_is(k, "request_id")) c->request_id = obj_str(v);
+        else if (key_is(k, "reported_at")) c->reported_at = obj_int(v);
+        else if (key_is(k, "resolved_on_spot")) c->resolved_on_spot = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+        else if (key_is(k, "unit")) c->unit = obj_str(v);
+        else if (key_is(k, "level")) c->level = (uint32_t)obj_int(v);
+        else if (key_is(k, "accept_by")) c->accept_by = obj_int(v);
+        else if (key_is(k, "resolve_by")) c->resolve_by = obj_int(v);
+        else if (key_is(k, "created_at")) c->created_at = obj_int(v);
+        else if (key_is(k, "updated_at")) c->updated_at = obj_int(v);
+        else if (key_is(k, "supervised")) c->supervised = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+        else if (key_is(k, "duplicate_of")) c->duplicate_of = (uint64_t)obj_int(v);
+        else if (key_is(k, "reopen_count")) c->reopen_count = (uint32_t)obj_int(v);
+        else if (key_is(k, "return_count")) c->return_count = (uint32_t)obj_int(v);
+        else if (key_is(k, "satisfaction")) {
+            int s = case_satisfaction_parse(obj_str(v));
+            c->satisfaction = s < 0 ? SATISFACTION_NONE : (case_satisfaction)s;
+        }
+    }
+    if ((int)c->state < 0 || (int)c->channel < 0 || (int)c->urgency < 0 || c->id == 0) {
+        return -1;
+    }
+    return 0;
+}

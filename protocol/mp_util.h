@@ -34,6 +34,11 @@ int mp_pack_str(msgpack_packer *pk, gl_str s);
 /* A string, or nil when s is empty. */
 int mp_pack_str_or_nil(msgpack_packer *pk, gl_str s);
 
+/* Unpacks exactly one object from p[0..n) into o, allocating from zone (clear it to
+ * reuse). Strings in o point into p. Returns 0, or -1 if p is not exactly one object.
+ * Untrusted bytes must pass mp_guard_check first. */
+int mp_unpack(const char *p, size_t n, msgpack_zone *zone, msgpack_object *o);
+
 /* A 64-bit FNV-1a hash, for fingerprints of requests (not for security). */
 uint64_t mp_fnv1a64(uint64_t h, const void *p, size_t n);
 #define MP_FNV1A64_INIT 0xcbf29ce484222325ULL

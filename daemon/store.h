@@ -1,0 +1,122 @@
+/*
+ * store: every case and every change to it, in LMDB.
+ *
+ * One environment in the data directory with named databases:
+ *   meta    schema version, per-day code counters
+ *   cases   id (8 bytes big-endian) -> the case's MessagePack map (case_record)
+ *   codes   code -> id
+ *   events  seq (8 bytes big-endian) -> the event's map (case_event); dense from 1
+ *   history id + seq -> "" (a case's events in order)
+ *   idem    sender NUL request_id -> id + request fingerprint
+ *   index   tag, value, NUL, id -> "" (the equality filters of case.list; tag '~'
+ *           is created_at, big-endian,, which is monotonic in id)
+ *
+ * One writer: a write transaction (store_txn) belongs to the writer thread, which
+ * applies a whole batch of requests in it and commits once (group commit). Reads
+ * (store_reader) are short read-only transactions on the loop thread; LMDB lets them
+ * run beside the writer. Full durability: the environment is never opened with
+ * MDB_NOSYNC, so a commit that returned 0 survives kill -9 and power loss.
+ *
+ * Return codes are the GL_E* codes of gl_error.h.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include "case_record.h"
+#include "gl_error.h"
+#include "mp_util.h"
+#include "request.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+typedef struct store_reader store_reader;
+
+typedef struct {
+    uint64_t    map_size;        /* bytes of address space for the map; 0 = 64 GiB */
+    const char *code_prefix;     /* "GL" */
+    int         utc_offset_min;  /* the city's clock, for the date in case codes */
+} store_options;
+
+/* Opens (creating if needed) the store in dir. Checks the schema version. Returns
+ * NULL on failure with a message in err ("data directory X holds schema 2; this
+ * gridlined reads schema 1"). */
+store *store_new(const char *dir, const store_options *opt, char *err, size_t errlen);
+
+/* Closes the environment and frees s; sets *s to NULL; safe twice. No transaction
+ * may be open. */
+void store_destroy(store **s);
+
+/* Cases and events so far (as of the last commit). */
+uint64_t store_case_count(store *s);
+uint64_t store_last_seq(store *s);
+
+/* --- The writer's side: one write transaction at a time, on one thread. --- */
+
+/* Begins a write transaction. Returns 0, or GL_EUNAVAILABLE (disk or map trouble). */
+int store_write_begin(store *s, store_txn **txn);
+
+/* Commits and frees *txn (set to NULL) in every case. Returns 0 once the batch is
+ * durable, GL_EUNAVAILABLE when the map or the disk is full, GL_EINTERNAL otherwise;
+ * on failure nothing of the transaction was written. */
+int store_write_commit(store_txn **txn);
+
+/* Abandons the transaction: nothing of it is written. Safe with *txn NULL. */
+void store_write_abort(store_txn **txn);
+
+typedef struct {
+    uint64_t id;
+    bool     replayed;   /* the request_id was already registered: the original case */
+    char    *data;       /* the case's MessagePack map, malloc'd: the caller frees */
+    size_t   len;
+} store_created;
+
+/* Registers a case for r under (sender, r->request_id), or finds the one already
+ * registered under that key. now_ms is the time of registration.
+ * Returns:
+ *   0                the case (new, or replayed) is in *out;
+ *   GL_ECONFLICT     the key was used for a different request; err says which case;
+ *                    nothing was written, the transaction is still good;
+ *   GL_EUNAVAILABLE, GL_EINTERNAL
+ *                    the transaction is broken (e.g. map full): abort it.
+ */
+int store_case_create(store_txn *txn, gl_str sender, const request_create *r, int64_t now_ms,
+                      store_created *out, gl_error *err);
+
+/* --- The readers' side: short read transactions on the loop thread. --- */
+
+/* Starts a read transaction. Returns 0 or GL_EINTERNAL. */
+int store_read_begin(store *s, store_reader **r);
+
+/* Ends it; everything read through it is gone. Safe with *r NULL. */
+void store_read_end(store_reader **r);
+
+/* The case's MessagePack map, valid until store_read_end. Returns 0 or GL_ENOT_FOUND. */
+int store_read_case(store_reader *r, uint64_t id, gl_str *raw);
+int store_read_case_by_code(store_reader *r, gl_str code, gl_str *raw);
+
+/* Calls fn for each event of the case, oldest first; stops early (and returns what fn
+ * returned) when fn returns non-zero. Returns 0 or GL_EINTERNAL. */
+typedef int (*store_event_fn)(void *arg, gl_str raw_event);
+int store_read_history(store_reader *r, uint64_t id, store_event_fn fn, void *arg);
+
+/* The cases matching f with id > after, in id order, at most limit of them: fn is
+ * called with each (raw map, unpacked record). Examines at most scan_budget index
+ * entries so that a rare filter cannot pin the loop; *next is the cursor to continue
+ * from, or 0 when the list is complete. now_ms decides `overdue`.
+ * Returns 0 or GL_EINTERNAL. */
+typedef int (*store_case_fn)(void *arg, gl_str raw, const case_record *c);
+int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_t limit,
+               int64_t now_ms, uint32_t scan_budget, store_case_fn fn, void *arg,
+               uint64_t *next);
+
+/* True when the case is past a deadline it has not met: dispatched and not accepted
+ * after accept_by, or not yet resolved after resolve_by. */
+bool store_case_is_overdue(const case_record *c, int64_t now_ms);
+
+#endif
