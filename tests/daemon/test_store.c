@@ -1,0 +1,452 @@
+/* The store: durable creates, idempotency, numbering, listing, reopening. */
+#include "case_event.h"
+#include "store.h"
+#include "store_fixture.h"
+
+#include <lmdb.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#define DAY_MS (24LL * 3600 * 1000)
+#define T0     1795564800000LL   /* 2026-11-25T00:00:00Z */
+
+typedef struct {
+    char  *dir;
+    store *s;
+} fixture;
+
+static const store_options opts = { 64ULL << 20, "GL", 0 };
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    char err[256];
+    f->dir = fixture_tmpdir();
+    f->s = store_new(f->dir, &opts, err, sizeof err);
+    if (f->s == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_destroy(&f->s);
+    store_destroy(&f->s);   /* safe twice */
+    fixture_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static int create(store *s, const request_create *r, int64_t now, store_created *out,
+                  gl_error *err)
+{
+    store_txn *t = NULL;
+    assert_int_equal(store_write_begin(s, &t), 0);
+    int rc = store_case_create(t, gl_str_c("dev"), r, now, out, err);
+    if (rc == 0 || rc == GL_ECONFLICT) {
+        assert_int_equal(store_write_commit(&t), 0);
+    } else {
+        store_write_abort(&t);
+    }
+    return rc;
+}
+
+static void read_case(store *s, uint64_t id, case_record *c, msgpack_zone *zone)
+{
+    store_reader *r = NULL;
+    gl_str raw;
+    msgpack_object o;
+    assert_int_equal(store_read_begin(s, &r), 0);
+    assert_int_equal(store_read_case(r, id, &raw), 0);
+    /* Copy out of the transaction's pages before it ends. */
+    char *copy = msgpack_zone_malloc(zone, raw.n);
+    memcpy(copy, raw.p, raw.n);
+    store_read_end(&r);
+    assert_int_equal(mp_unpack(copy, raw.n, zone, &o), 0);
+    assert_int_equal(case_record_unpack(&o, c), 0);
+}
+
+static void test_created_case_reads_back_by_id_and_code(void **state)
+{
+    fixture *f = *state;
+    request_create r = fixture_request("k1", "D01", "sanitation", "13800000001");
+    store_created out;
+    gl_error err;
+    assert_int_equal(create(f->s, &r, T0 + 1000, &out, &err), 0);
+    assert_int_equal(out.id, 1);
+    assert_false(out.replayed);
+    free(out.data);
+
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    case_record c;
+    read_case(f->s, 1, &c, &zone);
+    assert_true(gl_str_eq(c.code, "GL-20261125-000001"));
+    assert_int_equal(c.state, CASE_REGISTERED);
+    assert_int_equal(c.version, 1);
+    assert_int_equal(c.created_at, T0 + 1000);
+    assert_true(gl_str_eq(c.request_id, "k1"));
+
+    store_reader *rd = NULL;
+    gl_str raw;
+    assert_int_equal(store_read_begin(f->s, &rd), 0);
+    assert_int_equal(store_read_case_by_code(rd, gl_str_c("GL-20261125-000001"), &raw), 0);
+    assert_int_equal(store_read_case_by_code(rd, gl_str_c("GL-20261125-000002"), &raw),
+                     GL_ENOT_FOUND);
+    assert_int_equal(store_read_case(rd, 2, &raw), GL_ENOT_FOUND);
+    store_read_end(&rd);
+    msgpack_zone_destroy(&zone);
+}
+
+static void test_same_key_same_request_replays_the_original(void **state)
+{
+    fixture *f = *state;
+    request_create r = fixture_request("k1", "D01", "sanitation", "13800000001");
+    store_created a, b;
+    gl_error err;
+    assert_int_equal(create(f->s, &r, T0, &a, &err), 0);
+    assert_int_equal(create(f->s, &r, T0 + 5, &b, &err), 0);
+    assert_true(b.replayed);
+    assert_int_equal(b.id, a.id);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    assert_int_equal(store_case_count(f->s), 1);
+    assert_int_equal(store_last_seq(f->s), 1);
+    free(a.data);
+    free(b.data);
+}
+
+static void test_same_key_different_request_is_a_conflict(void **state)
+{
+    fixture *f = *state;
+    request_create r = fixture_request("k1", "D01", "sanitation", "13800000001");
+    store_created a, b;
+    gl_error err;
+    assert_int_equal(create(f->s, &r, T0, &a, &err), 0);
+    r.description = gl_str_c("something else");
+    gl_error_clear(&err);
+    assert_int_equal(create(f->s, &r, T0, &b, &err), GL_ECONFLICT);
+    assert_string_equal(err.field, "request_id");
+    assert_int_equal(store_case_count(f->s), 1);
+    free(a.data);
+    free(b.data);
+}
+
+static void test_sender_scopes_the_request_id(void **state)
+{
+    fixture *f = *state;
+    request_create r = fixture_request("k1", "D01", "sanitation", "13800000001");
+    store_txn *t = NULL;
+    store_created a, b;
+    gl_error err;
+    assert_int_equal(store_write_begin(f->s, &t), 0);
+    assert_int_equal(store_case_create(t, gl_str_c("alice"), &r, T0, &a, &err), 0);
+    assert_int_equal(store_case_create(t, gl_str_c("bob"), &r, T0, &b, &err), 0);
+    assert_int_equal(store_write_commit(&t), 0);
+    assert_int_not_equal(a.id, b.id);
+    assert_false(b.replayed);
+    free(a.data);
+    free(b.data);
+}
+
+static void test_aborted_batch_gives_its_numbers_back(void **state)
+{
+    fixture *f = *state;
+    request_create r1 = fixture_request("k1", "D01", "sanitation", "1");
+    request_create r2 = fixture_request("k2", "D01", "sanitation", "2");
+    store_txn *t = NULL;
+    store_created a, b;
+    gl_error err;
+    assert_int_equal(store_write_begin(f->s, &t), 0);
+    assert_int_equal(store_case_create(t, gl_str_c("dev"), &r1, T0, &a, &err), 0);
+    store_write_abort(&t);
+    free(a.data);
+    assert_int_equal(store_case_count(f->s), 0);
+    assert_int_equal(create(f->s, &r2, T0, &b, &err), 0);
+    assert_int_equal(b.id, 1);                     /* dense: the aborted id is reused */
+    assert_int_equal(store_last_seq(f->s), 1);
+    free(b.data);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    case_record c;
+    read_case(f->s, 1, &c, &zone);
+    assert_true(gl_str_eq(c.code, "GL-20261125-000001"));  /* the day's counter too */
+    msgpack_zone_destroy(&zone);
+}
+
+static void test_codes_count_per_day_in_the_city_clock(void **state)
+{
+    fixture *f = *state;
+    store_created out;
+    gl_error err;
+    msgpack_zone zone;
+    case_record c;
+    msgpack_zone_init(&zone, 4096);
+    const char *keys[] = { "a", "b", "c" };
+    int64_t times[] = { T0 + 10, T0 + 20, T0 + DAY_MS + 5 };
+    for (int i = 0; i < 3; i++) {
+        request_create r = fixture_request(keys[i], "D01", "sanitation", "1");
+        assert_int_equal(create(f->s, &r, times[i], &out, &err), 0);
+        free(out.data);
+    }
+    read_case(f->s, 2, &c, &zone);
+    assert_true(gl_str_eq(c.code, "GL-20261125-000002"));
+    read_case(f->s, 3, &c, &zone);
+    assert_true(gl_str_eq(c.code, "GL-20261126-000001"));
+    msgpack_zone_destroy(&zone);
+}
+
+static void test_created_at_never_goes_backwards(void **state)
+{
+    fixture *f = *state;
+    store_created out;
+    gl_error err;
+    msgpack_zone zone;
+    case_record c;
+    msgpack_zone_init(&zone, 4096);
+    request_create r1 = fixture_request("a", "D01", "sanitation", "1");
+    request_create r2 = fixture_request("b", "D01", "sanitation", "1");
+    assert_int_equal(create(f->s, &r1, T0 + 5000, &out, &err), 0);
+    free(out.data);
+    assert_int_equal(create(f->s, &r2, T0 + 1000, &out, &err), 0);   /* clock stepped back */
+    free(out.data);
+    read_case(f->s, 2, &c, &zone);
+    assert_int_equal(c.created_at, T0 + 5000);
+    msgpack_zone_destroy(&zone);
+}
+
+typedef struct {
+    uint64_t ids[64];
+    size_t   n;
+} id_list;
+
+static int collect(void *arg, gl_str raw, const case_record *c)
+{
+    id_list *l = arg;
+    l->ids[l->n++] = c->id;
+    return 0;
+}
+
+static request_filter no_filter(void)
+{
+    request_filter f;
+    memset(&f, 0, sizeof f);
+    f.state = f.channel = f.overdue = f.supervised = -1;
+    f.created_from = INT64_MIN;
+    f.created_to = INT64_MAX;
+    return f;
+}
+
+static void list(store *s, const request_filter *flt, uint64_t after, uint32_t limit,
+                 uint32_t budget, id_list *out, uint64_t *next)
+{
+    store_reader *r = NULL;
+    out->n = 0;
+    assert_int_equal(store_read_begin(s, &r), 0);
+    assert_int_equal(store_list(r, flt, after, limit, T0, budget, collect, out, next), 0);
+    store_read_end(&r);
+}
+
+static void seed(store *s)
+{
+    const char *districts[] = { "D01", "D02" };
+    const char *categories[] = { "sanitation", "roads", "health" };
+    for (int i = 0; i < 12; i++) {
+        char key[16], phone[16];
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(phone, sizeof phone, "1380000%04d", i % 4);
+        request_create r = fixture_request(key, districts[i % 2], categories[i % 3], phone);
+        store_created out;
+        gl_error err;
+        assert_int_equal(create(s, &r, T0 + i * 1000, &out, &err), 0);
+        free(out.data);
+    }
+}
+
+static void test_list_filters_by_district_category_and_phone(void **state)
+{
+    fixture *f = *state;
+    id_list l;
+    uint64_t next;
+    seed(f->s);
+    request_filter flt = no_filter();
+    flt.district = gl_str_c("D02");
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 6);
+    assert_int_equal(l.ids[0], 2);
+    assert_int_equal(next, 0);
+
+    flt.category = gl_str_c("sanitation");      /* ids 1,4,7,10 are sanitation; D02: 4,10 */
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.ids[0], 4);
+    assert_int_equal(l.ids[1], 10);
+
+    request_filter byphone = no_filter();
+    byphone.reporter_phone = gl_str_c("13800000001");
+    list(f->s, &byphone, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 3);                    /* ids 2, 6, 10 */
+    assert_int_equal(l.ids[2], 10);
+
+    request_filter none = no_filter();
+    none.district = gl_str_c("D99");
+    list(f->s, &none, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 0);
+}
+
+static void test_list_pages_with_the_cursor_without_gaps_or_repeats(void **state)
+{
+    fixture *f = *state;
+    id_list l;
+    uint64_t next, after = 0, seen = 0;
+    seed(f->s);
+    request_filter flt = no_filter();
+    for (int page = 0; page < 10; page++) {
+        list(f->s, &flt, after, 5, 1000, &l, &next);
+        for (size_t i = 0; i < l.n; i++) {
+            assert_int_equal(l.ids[i], ++seen);
+        }
+        if (next == 0) {
+            break;
+        }
+        after = next;
+    }
+    assert_int_equal(seen, 12);
+}
+
+static void test_list_stops_at_the_scan_budget_and_hands_back_a_cursor(void **state)
+{
+    fixture *f = *state;
+    id_list l;
+    uint64_t next;
+    seed(f->s);
+    request_filter flt = no_filter();
+    flt.category = gl_str_c("health");           /* ids 3, 6, 9, 12 */
+    flt.district = gl_str_c("D02");              /* of those: 6, 12 */
+    list(f->s, &flt, 0, 50, 3, &l, &next);       /* driver: category; 3 entries examined */
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.ids[0], 6);
+    assert_int_equal(next, 9);
+    list(f->s, &flt, next, 50, 3, &l, &next);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.ids[0], 12);
+    assert_int_equal(next, 0);
+}
+
+static void test_list_by_created_range(void **state)
+{
+    fixture *f = *state;
+    id_list l;
+    uint64_t next;
+    seed(f->s);                                   /* case i+1 created at T0 + i s */
+    request_filter flt = no_filter();
+    flt.created_from = T0 + 3000;
+    flt.created_to = T0 + 6000;
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.ids[0], 4);
+    assert_int_equal(l.ids[2], 6);
+    flt.state = CASE_REGISTERED;                  /* through the state index instead */
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 3);
+    flt.state = CASE_CLOSED;
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 0);
+}
+
+static int count_events(void *arg, gl_str raw)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    case_event e;
+    msgpack_zone_init(&zone, 1024);
+    assert_int_equal(mp_unpack(raw.p, raw.n, &zone, &o), 0);
+    assert_int_equal(case_event_unpack(&o, &e), 0);
+    assert_int_equal(e.type, EVENT_CREATED);
+    msgpack_zone_destroy(&zone);
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_history_holds_the_created_event(void **state)
+{
+    fixture *f = *state;
+    seed(f->s);
+    store_reader *r = NULL;
+    int n = 0;
+    assert_int_equal(store_read_begin(f->s, &r), 0);
+    assert_int_equal(store_read_history(r, 5, count_events, &n), 0);
+    store_read_end(&r);
+    assert_int_equal(n, 1);
+}
+
+static void test_reopen_keeps_cases_and_counters(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    seed(f->s);
+    store_destroy(&f->s);
+    f->s = store_new(f->dir, &opts, err, sizeof err);
+    assert_non_null(f->s);
+    assert_int_equal(store_case_count(f->s), 12);
+    assert_int_equal(store_last_seq(f->s), 12);
+    request_create r = fixture_request("k0", "D01", "sanitation", "13800000000");
+    store_created out;
+    gl_error e;
+    assert_int_equal(create(f->s, &r, T0, &out, &e), 0);
+    assert_true(out.replayed);                   /* idempotency survives the restart */
+    free(out.data);
+    r.request_id = gl_str_c("new");
+    assert_int_equal(create(f->s, &r, T0 + 60000, &out, &e), 0);
+    assert_int_equal(out.id, 13);
+    free(out.data);
+}
+
+static void test_other_schema_version_is_refused_at_open(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    store_destroy(&f->s);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    unsigned char v2[4] = { 0, 0, 0, 2 };
+    MDB_val k = { 6, "schema" }, v = { 4, v2 };
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_null(store_new(f->dir, &opts, err, sizeof err));
+    assert_non_null(strstr(err, "schema 2"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_created_case_reads_back_by_id_and_code, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_key_same_request_replays_the_original, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_key_different_request_is_a_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sender_scopes_the_request_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aborted_batch_gives_its_numbers_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_codes_count_per_day_in_the_city_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_created_at_never_goes_backwards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters_by_district_category_and_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_pages_with_the_cursor_without_gaps_or_repeats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_stops_at_the_scan_budget_and_hands_back_a_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_by_created_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_holds_the_created_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_cases_and_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_schema_version_is_refused_at_open, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
