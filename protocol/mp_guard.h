@@ -14,6 +14,10 @@
 
 #include <stddef.h>
 
+/* The guard keeps its stack of open containers on the C stack, so depth is capped:
+ * a max_depth above MP_GUARD_MAX_DEPTH is treated as MP_GUARD_MAX_DEPTH. */
+#define MP_GUARD_MAX_DEPTH 64
+
 typedef struct {
     size_t max_depth;  /* containers inside containers; the top-level map is depth 1 */
     size_t max_items;  /* objects in all, containers and scalars */
@@ -27,5 +31,11 @@ extern const mp_guard_limits mp_guard_request_limits;
  * Otherwise returns -1 and, if why is not NULL, points it at a static sentence saying
  * what is wrong ("truncated", "declared array length exceeds the message", ...). */
 int mp_guard_check(const void *buf, size_t len, const mp_guard_limits *lim, const char **why);
+
+/* The encoded size of the first object in buf[0..len) (containers with everything in
+ * them), or 0 if it is malformed or runs past len. No limits on depth or size beyond
+ * len itself, and no recursion; meant for walking a body that already passed
+ * mp_guard_check. */
+size_t mp_guard_skip(const void *buf, size_t len);
 
 #endif

@@ -96,8 +96,8 @@ typedef struct {
 int request_parse_list(const msgpack_object *body, request_list *out, gl_error *err);
 
 /* The raw bytes of the body's rid, if any, for echoing. body_buf/body_len is the buffer
- * the body was unpacked from. Sets *rid/*rid_len to NULL/0 when there is none or it is
- * not a scalar no longer than REQUEST_MAX_RID. Never fails. */
+ * the body was unpacked from. Sets *rid and *rid_len to NULL and 0 when there is none
+ * or it is not a scalar no longer than REQUEST_MAX_RID. Never fails. */
 void request_find_rid(const char *body_buf, size_t body_len, const char **rid, size_t *rid_len);
 
 #endif
