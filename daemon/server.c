@@ -210,7 +210,7 @@ static void handle_create(server *s, const reply_to *to, gl_str body)
         || request_parse_create(&o, now_ms(), &c->req, &err) != 0) {
         goto refuse;
     }
-    if (city_category_find(s->city, c->req.category) < 0) {
+    if (c->req.category.n > 0 && city_category_find(s->city, c->req.category) < 0) {
         gl_error_set(&err, GL_EINVALID, "category", "unknown category \"%.*s\": catalog.get "
                      "lists the codes", (int)c->req.category.n, c->req.category.p);
         goto refuse;
@@ -410,6 +410,18 @@ static void handle_mmi(server *s, const reply_to *to, gl_str service, gl_str bod
 
 /* --- dispatch --- */
 
+/* A copy of a sender's bytes fit to quote in a message (which must be UTF-8): anything
+ * but printable ASCII becomes '?'. */
+static void printable(gl_str in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < in.n && n + 1 < cap; i++) {
+        unsigned char b = (unsigned char)in.p[i];
+        out[n++] = b >= 0x20 && b < 0x7f && b != '"' ? (char)b : '?';
+    }
+    out[n] = '\0';
+}
+
 static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
 {
     reply_to to;
@@ -446,10 +458,25 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
         handle_mmi(s, &to, req.service, req.body);
         return;
     }
+    /* The rid is looked for before anything else is judged, so that every refusal
+     * below still reaches a pipelining client's matching request. */
+    int guard = -1;
+    if (req.body.n <= REQUEST_MAX_BODY) {
+        guard = mp_guard_check(req.body.p, req.body.n, &mp_guard_request_limits, &why);
+    }
+    if (guard == 0) {
+        const char *rid;
+        request_find_rid(req.body.p, req.body.n, &rid, &to.rid_len);
+        if (rid != NULL && to.rid_len <= sizeof to.rid) {
+            memcpy(to.rid, rid, to.rid_len);
+            to.has_rid = true;
+        }
+    }
     if (!serves(req.service)) {
-        gl_error_set(&err, GL_EUNKNOWN_SERVICE, NULL, "no service \"%.*s\"; this daemon "
-                     "serves case.create, case.get, case.list, catalog.get",
-                     (int)req.service.n, req.service.p);
+        char name[MDP_MAX_SERVICE + 1];
+        printable(req.service, name, sizeof name);
+        gl_error_set(&err, GL_EUNKNOWN_SERVICE, NULL, "no service \"%s\"; this daemon "
+                     "serves case.create, case.get, case.list, catalog.get", name);
         reply_error(s, &to, &err);
         return;
     }
@@ -459,17 +486,11 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
         reply_error(s, &to, &err);
         return;
     }
-    if (mp_guard_check(req.body.p, req.body.n, &mp_guard_request_limits, &why) != 0) {
+    if (guard != 0) {
         gl_error_set(&err, GL_EBAD_REQUEST, NULL, "body is not acceptable MessagePack: %s",
                      why);
         reply_error(s, &to, &err);
         return;
-    }
-    const char *rid;
-    request_find_rid(req.body.p, req.body.n, &rid, &to.rid_len);
-    if (rid != NULL && to.rid_len <= sizeof to.rid) {
-        memcpy(to.rid, rid, to.rid_len);
-        to.has_rid = true;
     }
     if (gl_str_eq(req.service, "case.create")) {
         handle_create(s, &to, req.body);

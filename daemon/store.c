@@ -336,7 +336,9 @@ static int index_add_case(store_txn *t, const case_record *c, bool appending)
     b = (char)('0' + c->state);
     rc = rc != 0 ? rc : index_add_str(t, TAG_STATE, gl_str_of(&b, 1), c->id);
     char ch = (char)('0' + c->channel);
-    rc = rc != 0 ? rc : index_add_str(t, TAG_CHANNEL, gl_str_of(&ch, 1), c->id);
+    if (c->channel != CHANNEL_NONE) {
+        rc = rc != 0 ? rc : index_add_str(t, TAG_CHANNEL, gl_str_of(&ch, 1), c->id);
+    }
     rc = rc != 0 ? rc : index_add_str(t, TAG_UNIT, c->unit, c->id);
     rc = rc != 0 ? rc : index_add_str(t, TAG_DISTRICT, c->location.district, c->id);
     rc = rc != 0 ? rc : index_add_str(t, TAG_STREET, c->location.street, c->id);

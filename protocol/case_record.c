@@ -31,7 +31,7 @@ const char *case_state_name(case_state v)
 }
 const char *case_channel_name(case_channel v)
 {
-    return (unsigned)v < CHANNEL_COUNT ? channel_names[v] : "hotline";
+    return (unsigned)v < CHANNEL_COUNT ? channel_names[v] : NULL;
 }
 const char *case_urgency_name(case_urgency v)
 {
@@ -104,7 +104,7 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
     rc |= pack_kv_str(pk, "code", c->code);
     rc |= pack_kv_int(pk, "version", (int64_t)c->version);
     rc |= mp_pack_cstr(pk, "state") | mp_pack_cstr(pk, case_state_name(c->state));
-    rc |= mp_pack_cstr(pk, "channel") | mp_pack_cstr(pk, case_channel_name(c->channel));
+    rc |= mp_pack_cstr(pk, "channel") | mp_pack_str_or_nil(pk, gl_str_c(case_channel_name(c->channel)));
     rc |= pack_kv_str(pk, "category", c->category);
     rc |= mp_pack_cstr(pk, "urgency") | mp_pack_cstr(pk, case_urgency_name(c->urgency));
     rc |= mp_pack_cstr(pk, "title") | mp_pack_str(pk, c->title);
@@ -214,7 +214,9 @@ static void unpack_location(const msgpack_object *o, case_location *l)
 
 int case_record_unpack(const msgpack_object *o, case_record *c)
 {
+    bool bad_channel = false;
     memset(c, 0, sizeof *c);
+    c->channel = CHANNEL_NONE;
     if (o->type != MSGPACK_OBJECT_MAP) {
         return -1;
     }
@@ -227,7 +229,11 @@ int case_record_unpack(const msgpack_object *o, case_record *c)
         else if (key_is(k, "code")) c->code = obj_str(v);
         else if (key_is(k, "version")) c->version = (uint64_t)obj_int(v);
         else if (key_is(k, "state")) c->state = (case_state)case_state_parse(obj_str(v));
-        else if (key_is(k, "channel")) c->channel = (case_channel)case_channel_parse(obj_str(v));
+        else if (key_is(k, "channel")) {
+            c->channel = v->type == MSGPACK_OBJECT_NIL ? CHANNEL_NONE
+                                                       : (case_channel)case_channel_parse(obj_str(v));
+            bad_channel = v->type != MSGPACK_OBJECT_NIL && (int)c->channel < 0;
+        }
         else if (key_is(k, "category")) c->category = obj_str(v);
         else if (key_is(k, "urgency")) c->urgency = (case_urgency)case_urgency_parse(obj_str(v));
         else if (key_is(k, "title")) c->title = obj_str(v);
@@ -262,7 +268,7 @@ int case_record_unpack(const msgpack_object *o, case_record *c)
             c->satisfaction = s < 0 ? SATISFACTION_NONE : (case_satisfaction)s;
         }
     }
-    if ((int)c->state < 0 || (int)c->channel < 0 || (int)c->urgency < 0 || c->id == 0) {
+    if ((int)c->state < 0 || bad_channel || (int)c->urgency < 0 || c->id == 0) {
         return -1;
     }
     return 0;

@@ -23,7 +23,8 @@ typedef enum {
 
 typedef enum {
     CHANNEL_HOTLINE, CHANNEL_WINDOW, CHANNEL_GRID, CHANNEL_WEB, CHANNEL_APP, CHANNEL_TRANSFER,
-    CHANNEL_COUNT
+    CHANNEL_COUNT,
+    CHANNEL_NONE = -1    /* not given by the sender: packed as nil */
 } case_channel;
 
 typedef enum {
@@ -37,7 +38,8 @@ typedef enum {
     SATISFACTION_COUNT
 } case_satisfaction;
 
-/* Wire names, and their inverse: the enum value, or -1 if s names none. */
+/* Wire names, and their inverse: the enum value, or -1 if s names none.
+ * case_channel_name(CHANNEL_NONE) is NULL. */
 const char *case_state_name(case_state v);
 const char *case_channel_name(case_channel v);
 const char *case_urgency_name(case_urgency v);
@@ -60,8 +62,8 @@ typedef struct {
     gl_str            code;            /* GL-YYYYMMDD-NNNNNN */
     uint64_t          version;         /* 1 at creation, +1 on every change */
     case_state        state;
-    case_channel      channel;
-    gl_str            category;
+    case_channel      channel;         /* CHANNEL_NONE = nil */
+    gl_str            category;        /* empty = nil */
     case_urgency      urgency;
     gl_str            title, description;
     case_location     location;

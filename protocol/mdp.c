@@ -22,6 +22,16 @@ int mdp_client_parse(const mdp_frame *frames, size_t n, mdp_client_request *out,
         *why = "no frames after the delimiter: expected \"MDPC01\", service, body";
         return -1;
     }
+    if (!out->delimited) {
+        /* Read on so the reply can name the service, but refuse: the contract's first
+         * frame is the empty delimiter, and a DEALER must send it. */
+        if (frame_is(&frames[i], MDP_CLIENT) && i + 1 < n && frames[i + 1].n <= MDP_MAX_SERVICE) {
+            out->service = gl_str_of(frames[i + 1].p, frames[i + 1].n);
+        }
+        *why = "missing the empty delimiter frame: send \"\", \"MDPC01\", service, body "
+               "(a REQ socket adds it; a DEALER must send it)";
+        return -1;
+    }
     if (!frame_is(&frames[i], MDP_CLIENT)) {
         *why = "wrong protocol header: expected \"MDPC01\" (MDP/0.1 client)";
         return -1;

@@ -37,9 +37,9 @@ typedef struct {
     gl_str body;
 } mdp_client_request;
 
-/* Parses frames (identity already removed). A missing empty delimiter is tolerated
- * (some DEALER clients omit it) and noted in out->delimited, so the reply can mirror it.
- * Returns 0, or -1 with *why set to a static sentence ("wrong protocol header: expected
+/* Parses frames (identity already removed). A missing empty delimiter is refused, but
+ * noted in out->delimited (false) so that the error reply can mirror the sender's
+ * framing, and the service is still read when it can be. Returns 0, or -1 with *why set to a static sentence ("wrong protocol header: expected
  * MDPC01", "expected 4 frames", ...). out->service is filled whenever it could be. */
 int mdp_client_parse(const mdp_frame *frames, size_t n, mdp_client_request *out,
                      const char **why);

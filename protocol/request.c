@@ -487,21 +487,23 @@ parse_create(const msgpack_object *body, int64_t now_ms, request_create *out,
         return rc;
     }
 
-    if (f[CR_CHANNEL] == NULL) {
-        return missing("channel", err);
+    /* The contract marks only request_id, description and location.district as
+     * required: a case whose channel or category the sender does not know is still
+     * registered, and the router falls back to the territorial unit. */
+    out->channel = CHANNEL_NONE;
+    if (f[CR_CHANNEL] != NULL) {
+        rc = enum_get(f[CR_CHANNEL], "channel", &channel_enum, &v, err);
+        if (rc != 0) {
+            return rc;
+        }
+        out->channel = (case_channel)v;
     }
-    rc = enum_get(f[CR_CHANNEL], "channel", &channel_enum, &v, err);
-    if (rc != 0) {
-        return rc;
-    }
-    out->channel = (case_channel)v;
 
-    if (f[CR_CATEGORY] == NULL) {
-        return missing("category", err);
-    }
-    rc = str_get(f[CR_CATEGORY], "category", 1, REQUEST_MAX_CODE, &out->category, err);
-    if (rc != 0) {
-        return rc;
+    if (f[CR_CATEGORY] != NULL) {
+        rc = str_get(f[CR_CATEGORY], "category", 1, REQUEST_MAX_CODE, &out->category, err);
+        if (rc != 0) {
+            return rc;
+        }
     }
 
     if (f[CR_URGENCY] != NULL) {

@@ -46,8 +46,8 @@
 /* case.create */
 typedef struct {
     gl_str        request_id;
-    case_channel  channel;
-    gl_str        category;
+    case_channel  channel;              /* CHANNEL_NONE when not given */
+    gl_str        category;             /* empty when not given */
     case_urgency  urgency;              /* default URGENCY_NORMAL */
     gl_str        title;                /* may be empty */
     gl_str        description;

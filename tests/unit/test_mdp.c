@@ -20,13 +20,15 @@ static void test_delimited_request_parses(void **state)
     assert_int_equal(r.body.n, 1);
 }
 
-static void test_undelimited_request_parses_and_is_noted(void **state)
+static void test_undelimited_request_is_refused_but_noted(void **state)
 {
     mdp_frame f[] = { F("MDPC01"), F("case.get"), F("\x80") };
     mdp_client_request r;
     const char *why = NULL;
-    assert_int_equal(mdp_client_parse(f, 3, &r, &why), 0);
+    assert_int_equal(mdp_client_parse(f, 3, &r, &why), -1);
     assert_false(r.delimited);
+    assert_true(gl_str_eq(r.service, "case.get"));
+    assert_non_null(strstr(why, "delimiter"));
 }
 
 static void test_wrong_protocol_header_is_refused(void **state)
@@ -89,7 +91,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delimited_request_parses),
-        cmocka_unit_test(test_undelimited_request_parses_and_is_noted),
+        cmocka_unit_test(test_undelimited_request_is_refused_but_noted),
         cmocka_unit_test(test_wrong_protocol_header_is_refused),
         cmocka_unit_test(test_missing_body_is_refused_but_service_is_known),
         cmocka_unit_test(test_extra_frames_are_refused),

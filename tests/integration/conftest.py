@@ -1,0 +1,79 @@
+"""pytest fixtures for the gridlined integration tests (see gridline_harness.py)."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from gridline_harness import Daemon, fetch_catalog  # noqa: E402
+
+_daemons_by_item = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+    # On a failure, put the daemon's stderr into the report.
+    if rep.failed:
+        for d in _daemons_by_item.get(item.nodeid, []):
+            rep.sections.append(("gridlined stderr", d.stderr_tail(80)))
+
+
+def _register(request, d):
+    _daemons_by_item.setdefault(request.node.nodeid, []).append(d)
+
+
+@pytest.fixture
+def daemon(request):
+    """A fresh daemon on a fresh data folder for one test; stopped with SIGTERM
+    (exit code 0 asserted) at the end unless the test stopped or killed it."""
+    d = Daemon()
+    _register(request, d)
+    try:
+        d.start()
+        yield d
+        if d.alive():
+            d.stop()
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture(scope="module")
+def module_daemon(request):
+    """One daemon shared by a module's tests; stopped with SIGTERM at the end."""
+    d = Daemon()
+    try:
+        d.start()
+        yield d
+        if d.alive():
+            d.stop()
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture
+def mdaemon(request, module_daemon):
+    """module_daemon, registered so a failing test shows its stderr."""
+    _register(request, module_daemon)
+    assert module_daemon.alive(), "the shared daemon is down\n" + module_daemon.stderr_tail()
+    return module_daemon
+
+
+@pytest.fixture
+def client(mdaemon):
+    c = mdaemon.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def catalog(module_daemon):
+    c = module_daemon.client()
+    try:
+        return fetch_catalog(c)
+    finally:
+        c.close()
