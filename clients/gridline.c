@@ -1,1 +1,1244 @@
-int main(void) { return 0; }
+/*
+ * gridline: the command-line client for gridlined. Registers cases, shows them, lists
+ * them and the catalogue, and checks that the daemon is there.
+ *
+ * Output is for people by default (tables, "key: value" lines) and for scripts with
+ * --json (the reply body as it came, as JSON). Exit status: 0 done; 1 the daemon
+ * refused the request or could not be reached; 2 the command line was wrong.
+ * Everything that talks to the daemon goes through gl_client; everything that shows a
+ * reply goes through mp_print.
+ */
+#include "gl_client.h"
+#include "mp_print.h"
+
+#include "gl_error.h"
+#include "mp_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE   2
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define MAX_TIMEOUT_MS     3600000
+/* With --all and no --limit, pages are as large as the daemon allows: fewer round trips. */
+#define ALL_PAGE_LIMIT 500
+
+static const char usage_main[] =
+    "usage: gridline [--endpoint EP] [--json] [--timeout MS] COMMAND [ARGS...]\n"
+    "\n"
+    "Talks to gridlined, the city's community-service case daemon.\n"
+    "\n"
+    "Commands:\n"
+    "  create    register a case\n"
+    "  get       show one case, by id or code\n"
+    "  list      list cases matching a filter\n"
+    "  catalog   show the categories, units, places and SLA classes\n"
+    "  ping      check that the daemon is up and serves case.create\n"
+    "\n"
+    "Options:\n"
+    "  -e, --endpoint EP  the daemon's ZeroMQ endpoint (default: $GRIDLINE_ENDPOINT,\n"
+    "                     else tcp://127.0.0.1:7310)\n"
+    "  -j, --json         print the reply body as JSON (indented when stdout is a terminal)\n"
+    "  -t, --timeout MS   how long to wait for each reply (default 5000)\n"
+    "  -h, --help         show this help; 'gridline COMMAND --help' shows a command's\n"
+    "\n"
+    "Exit status: 0 done, 1 the daemon refused or did not answer, 2 bad usage.\n";
+
+static const char usage_create[] =
+    "usage: gridline create --channel C --category X --description TEXT --district D\n"
+    "                       [--street S] [--community C] [--grid G] [--address A]\n"
+    "                       [--lat N --lon N] [--urgency U] [--title T] [--name N]\n"
+    "                       [--phone P] [--attachment URL]... [--reported-at MS]\n"
+    "                       [--on-spot] [--request-id ID]\n"
+    "\n"
+    "Registers a case (service case.create).\n"
+    "\n"
+    "  --channel C         hotline, window, grid, web, app or transfer\n"
+    "  --category X        a category code from 'gridline catalog'\n"
+    "  --description TEXT  what the caller reported\n"
+    "  --district D        a district code; --street, --community and --grid narrow the\n"
+    "                      place down the tree (a community needs its street)\n"
+    "  --address A         the street address, free text\n"
+    "  --lat N --lon N     coordinates, in degrees (both or neither)\n"
+    "  --urgency U         emergency, urgent or normal (the daemon's default: normal)\n"
+    "  --title T           a short title\n"
+    "  --name N --phone P  the reporter\n"
+    "  --attachment URL    a photo or file; repeat for more\n"
+    "  --reported-at MS    when it was reported, ms since the epoch (offline replay)\n"
+    "  --on-spot           resolved on the spot (window channel)\n"
+    "  --request-id ID     the key that makes a retry safe; without it a random one is\n"
+    "                      made and printed: if no reply comes, run the same command again\n"
+    "                      with --request-id ID and the case is registered at most once\n";
+
+static const char usage_get[] =
+    "usage: gridline get ID|CODE [--history]\n"
+    "\n"
+    "Shows one case (service case.get): by id when the argument is all digits, else by\n"
+    "code (e.g. GL-20261125-000123).\n"
+    "\n"
+    "  --history   also show the case's events\n";
+
+static const char usage_list[] =
+    "usage: gridline list [--state S] [--unit U] [--district D] [--street S]\n"
+    "                     [--community C] [--grid G] [--category X] [--channel C]\n"
+    "                     [--phone P] [--overdue] [--supervised] [--from MS] [--to MS]\n"
+    "                     [--limit N] [--after CURSOR] [--all]\n"
+    "\n"
+    "Lists cases (service case.list), oldest first, a page at a time.\n"
+    "\n"
+    "  --state S        registered, dispatched, accepted, resolved, closed, returned,\n"
+    "                   merged or withdrawn\n"
+    "  --unit U         handled by this unit now\n"
+    "  --district D, --street S, --community C, --grid G   located there\n"
+    "  --category X, --channel C   of this category, come in through this channel\n"
+    "  --phone P        reported from this phone number\n"
+    "  --overdue        past a deadline\n"
+    "  --supervised     under supervision\n"
+    "  --from MS        created at or after (ms since the epoch)\n"
+    "  --to MS          created before (ms since the epoch)\n"
+    "  --limit N        cases per page, 1-500 (the daemon's default: 50)\n"
+    "  --after CURSOR   the page after this cursor (the 'next' of the previous page)\n"
+    "  --all            follow the cursors to the end and show every page\n";
+
+static const char usage_catalog[] =
+    "usage: gridline catalog\n"
+    "\n"
+    "Shows the city's catalogue (service catalog.get): categories with their SLA class\n"
+    "per urgency, handling units, the place tree and the SLA classes.\n";
+
+static const char usage_ping[] =
+    "usage: gridline ping [SERVICE]\n"
+    "\n"
+    "Asks the daemon whether it serves SERVICE (default case.create) through\n"
+    "mmi.service. Exits 0 when it does, 1 when it does not or does not answer.\n";
+
+typedef struct {
+    const char *endpoint;
+    bool        json;
+    int         timeout_ms;
+    int         width;       /* columns for tables; 0 = do not cut */
+    gl_client  *client;      /* connected on first use */
+} cli;
+
+/* ---- command-line helpers ---- */
+
+static int usage_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints "gridline: MESSAGE" and a hint where to look, returns EXIT_USAGE. */
+static int usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("gridline: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'gridline %s%s--help'.\n", command != NULL ? command : "",
+            command != NULL ? " " : "");
+    return EXIT_USAGE;
+}
+
+/* The usage error for what getopt_long returned as '?' or ':' (opterr is off). */
+static int option_error(const char *command, int ch, char *const argv[])
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+    if (ch == ':') {
+        return usage_error(command, "option %s needs a value", arg);
+    }
+    if (optopt > ' ' && optopt < 127 && arg[0] == '-' && arg[1] != '-') {
+        return usage_error(command, "unknown option -%c", optopt);
+    }
+    /* An unknown long option, or a value given to one that takes none. */
+    return usage_error(command, "unknown option or unexpected value: %s", arg);
+}
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+    char     *end = NULL;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (s[0] == '\0' || end == NULL || *end != '\0' || errno != 0) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool all_digits(const char *s)
+{
+    if (s[0] == '\0') {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char              *end = NULL;
+    unsigned long long v;
+
+    if (!all_digits(s)) {
+        return false;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno != 0) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+    char  *end = NULL;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (s[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(v)) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Columns available for tables: the terminal's, else $COLUMNS, else 0 (do not cut:
+ * output into a pipe keeps whole titles). */
+static int output_width(void)
+{
+    struct winsize ws;
+    const char    *env = getenv("COLUMNS");
+    int64_t        v;
+
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+        return ws.ws_col;
+    }
+    if (env != NULL && parse_i64(env, &v) && v > 0 && v < 10000) {
+        return (int)v;
+    }
+    return 0;
+}
+
+/* ---- packing ---- */
+
+/* A string member that is packed only when set. */
+typedef struct {
+    const char *key;
+    const char *val;
+} str_member;
+
+static uint32_t str_members_set(const str_member *m, size_t n)
+{
+    uint32_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        k += m[i].val != NULL;
+    }
+    return k;
+}
+
+static int pack_str_members(msgpack_packer *pk, const str_member *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].val != NULL && (mp_pack_cstr(pk, m[i].key) != 0 || mp_pack_cstr(pk, m[i].val) != 0)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- calling the daemon and showing replies ---- */
+
+static void print_error(const gl_error *err)
+{
+    fprintf(stderr, "gridline: %s: %s", gl_error_name(err->code), err->message);
+    if (err->field[0] != '\0') {
+        fprintf(stderr, " (field %s)", err->field);
+    }
+    fputc('\n', stderr);
+}
+
+/* Prints a reply body as JSON. The top-level "rid" is left out: gl_client added it to
+ * match the reply and the user never asked for it. */
+static int print_json(const msgpack_object *o)
+{
+    unsigned           flags = isatty(STDOUT_FILENO) ? MP_PRINT_PRETTY : 0;
+    msgpack_object_kv *kv = NULL;
+    msgpack_object     shown = *o;
+    int                rc = -1;
+
+    if (o->type == MSGPACK_OBJECT_MAP && o->via.map.size > 0) {
+        kv = calloc(o->via.map.size, sizeof(*kv));
+        if (kv == NULL) {
+            goto done;
+        }
+        shown.via.map.size = 0;
+        shown.via.map.ptr = kv;
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+
+            if (k->type == MSGPACK_OBJECT_STR
+                && gl_str_eq(gl_str_of(k->via.str.ptr, k->via.str.size), "rid")) {
+                continue;
+            }
+            kv[shown.via.map.size++] = o->via.map.ptr[i];
+        }
+    }
+    if (mp_print_json(stdout, &shown, flags) != 0 || fputc('\n', stdout) == EOF) {
+        goto done;
+    }
+    rc = 0;
+done:
+    free(kv);
+    return rc;
+}
+
+/* Connects on first use. Returns 0, or EXIT_REFUSED with the reason printed. */
+static int ensure_client(cli *c)
+{
+    char err[256];
+
+    if (c->client != NULL) {
+        return 0;
+    }
+    c->client = gl_client_new(c->endpoint, err, sizeof(err));
+    if (c->client == NULL) {
+        fprintf(stderr, "gridline: %s\n", err);
+        return EXIT_REFUSED;
+    }
+    return 0;
+}
+
+/* A reply, kept with the buffer its objects point into. */
+typedef struct {
+    char             *buf;
+    size_t            len;
+    msgpack_unpacked  u;
+    const msgpack_object *body;
+} reply;
+
+static void reply_free(reply *r)
+{
+    if (r->buf != NULL) {
+        msgpack_unpacked_destroy(&r->u);
+        free(r->buf);
+        r->buf = NULL;
+    }
+    r->body = NULL;
+}
+
+/* Calls service with the packed body. On success returns 0 with r filled (free it with
+ * reply_free). On failure prints the error (and, with --json, the reply body on stdout)
+ * and returns EXIT_REFUSED; *answered says whether the daemon replied at all. */
+static int call(cli *c, const char *service, const msgpack_sbuffer *body, reply *r,
+                bool *answered)
+{
+    gl_error err;
+    size_t   off = 0;
+    int      rc;
+
+    memset(r, 0, sizeof(*r));
+    if (answered != NULL) {
+        *answered = false;
+    }
+    rc = ensure_client(c);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = gl_client_call(c->client, service, body->data, body->size, c->timeout_ms, &r->buf,
+                        &r->len, &err);
+    if (r->buf != NULL) {
+        if (answered != NULL) {
+            *answered = true;
+        }
+        /* gl_client has checked that the body is one map. */
+        msgpack_unpacked_init(&r->u);
+        if (msgpack_unpack_next(&r->u, r->buf, r->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+            r->body = &r->u.data;
+        }
+    }
+    if (rc != 0) {
+        if (c->json && r->body != NULL) {
+            print_json(r->body);
+        }
+        print_error(&err);
+        reply_free(r);
+        return EXIT_REFUSED;
+    }
+    if (r->body == NULL) {
+        fprintf(stderr, "gridline: bad_request: the reply could not be read\n");
+        reply_free(r);
+        return EXIT_REFUSED;
+    }
+    return 0;
+}
+
+/* Exit status after writing the output: a failed stdout (a full disk, a closed pipe)
+ * must not look like success. */
+static int finish_output(int rc)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "gridline: cannot write the output: %s\n", strerror(errno));
+        return EXIT_REFUSED;
+    }
+    return rc;
+}
+
+/* ---- create ---- */
+
+enum {
+    OPT_CHANNEL = 256, OPT_CATEGORY, OPT_DESCRIPTION, OPT_DISTRICT, OPT_STREET,
+    OPT_COMMUNITY, OPT_GRID, OPT_ADDRESS, OPT_LAT, OPT_LON, OPT_URGENCY, OPT_TITLE,
+    OPT_NAME, OPT_PHONE, OPT_ATTACHMENT, OPT_REPORTED_AT, OPT_ON_SPOT, OPT_REQUEST_ID,
+    OPT_HISTORY, OPT_STATE, OPT_UNIT, OPT_CATEGORY_F, OPT_OVERDUE, OPT_SUPERVISED,
+    OPT_FROM, OPT_TO, OPT_LIMIT, OPT_AFTER, OPT_ALL
+};
+
+typedef struct {
+    const char  *channel, *category, *urgency, *title, *description;
+    const char  *district, *street, *community, *grid, *address;
+    bool         has_lat, has_lon;
+    double       lat, lon;
+    const char  *name, *phone;
+    const char **attachments;
+    size_t       n_attachments;
+    bool         has_reported_at;
+    int64_t      reported_at;
+    bool         on_spot;
+    const char  *request_id;
+} create_args;
+
+static int pack_create(msgpack_packer *pk, const create_args *a)
+{
+    const str_member top[] = {
+        { "request_id", a->request_id }, { "channel", a->channel },
+        { "category", a->category },     { "urgency", a->urgency },
+        { "title", a->title },           { "description", a->description },
+    };
+    const str_member loc[] = {
+        { "district", a->district }, { "street", a->street }, { "community", a->community },
+        { "grid", a->grid },         { "address", a->address },
+    };
+    const str_member who[] = { { "name", a->name }, { "phone", a->phone } };
+    uint32_t n = str_members_set(top, 6) + 1;
+    uint32_t n_who = str_members_set(who, 2);
+
+    n += n_who > 0;
+    n += a->n_attachments > 0;
+    n += a->has_reported_at;
+    n += a->on_spot;
+    if (msgpack_pack_map(pk, n) != 0 || pack_str_members(pk, top, 6) != 0) {
+        return -1;
+    }
+    if (mp_pack_cstr(pk, "location") != 0
+        || msgpack_pack_map(pk, str_members_set(loc, 5) + (a->has_lat ? 2 : 0)) != 0
+        || pack_str_members(pk, loc, 5) != 0) {
+        return -1;
+    }
+    if (a->has_lat
+        && (mp_pack_cstr(pk, "lat") != 0 || msgpack_pack_double(pk, a->lat) != 0
+            || mp_pack_cstr(pk, "lon") != 0 || msgpack_pack_double(pk, a->lon) != 0)) {
+        return -1;
+    }
+    if (n_who > 0
+        && (mp_pack_cstr(pk, "reporter") != 0 || msgpack_pack_map(pk, n_who) != 0
+            || pack_str_members(pk, who, 2) != 0)) {
+        return -1;
+    }
+    if (a->n_attachments > 0) {
+        if (mp_pack_cstr(pk, "attachments") != 0
+            || msgpack_pack_array(pk, a->n_attachments) != 0) {
+            return -1;
+        }
+        for (size_t i = 0; i < a->n_attachments; i++) {
+            if (mp_pack_cstr(pk, a->attachments[i]) != 0) {
+                return -1;
+            }
+        }
+    }
+    if (a->has_reported_at
+        && (mp_pack_cstr(pk, "reported_at") != 0 || msgpack_pack_int64(pk, a->reported_at) != 0)) {
+        return -1;
+    }
+    if (a->on_spot && (mp_pack_cstr(pk, "resolved_on_spot") != 0 || msgpack_pack_true(pk) != 0)) {
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_create(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "channel", required_argument, NULL, OPT_CHANNEL },
+        { "category", required_argument, NULL, OPT_CATEGORY },
+        { "description", required_argument, NULL, OPT_DESCRIPTION },
+        { "district", required_argument, NULL, OPT_DISTRICT },
+        { "street", required_argument, NULL, OPT_STREET },
+        { "community", required_argument, NULL, OPT_COMMUNITY },
+        { "grid", required_argument, NULL, OPT_GRID },
+        { "address", required_argument, NULL, OPT_ADDRESS },
+        { "lat", required_argument, NULL, OPT_LAT },
+        { "lon", required_argument, NULL, OPT_LON },
+        { "urgency", required_argument, NULL, OPT_URGENCY },
+        { "title", required_argument, NULL, OPT_TITLE },
+        { "name", required_argument, NULL, OPT_NAME },
+        { "phone", required_argument, NULL, OPT_PHONE },
+        { "attachment", required_argument, NULL, OPT_ATTACHMENT },
+        { "reported-at", required_argument, NULL, OPT_REPORTED_AT },
+        { "on-spot", no_argument, NULL, OPT_ON_SPOT },
+        { "request-id", required_argument, NULL, OPT_REQUEST_ID },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    create_args     a;
+    char            request_id[GL_CLIENT_REQUEST_ID_LEN + 1];
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    reply           r = { 0 };
+    bool            answered = false;
+    int             ch;
+    int             rc = EXIT_USAGE;
+
+    memset(&a, 0, sizeof(a));
+    msgpack_sbuffer_init(&sb);
+    /* Every argument could be an --attachment; the daemon enforces the real limit. */
+    a.attachments = calloc((size_t)argc + 1, sizeof(*a.attachments));
+    if (a.attachments == NULL) {
+        fprintf(stderr, "gridline: out of memory\n");
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_CHANNEL:     a.channel = optarg; break;
+        case OPT_CATEGORY:    a.category = optarg; break;
+        case OPT_DESCRIPTION: a.description = optarg; break;
+        case OPT_DISTRICT:    a.district = optarg; break;
+        case OPT_STREET:      a.street = optarg; break;
+        case OPT_COMMUNITY:   a.community = optarg; break;
+        case OPT_GRID:        a.grid = optarg; break;
+        case OPT_ADDRESS:     a.address = optarg; break;
+        case OPT_URGENCY:     a.urgency = optarg; break;
+        case OPT_TITLE:       a.title = optarg; break;
+        case OPT_NAME:        a.name = optarg; break;
+        case OPT_PHONE:       a.phone = optarg; break;
+        case OPT_REQUEST_ID:  a.request_id = optarg; break;
+        case OPT_ON_SPOT:     a.on_spot = true; break;
+        case OPT_ATTACHMENT:  a.attachments[a.n_attachments++] = optarg; break;
+        case OPT_LAT:
+            if (!parse_double(optarg, &a.lat)) {
+                rc = usage_error("create", "--lat wants degrees, e.g. 31.2304; got '%s'", optarg);
+                goto done;
+            }
+            a.has_lat = true;
+            break;
+        case OPT_LON:
+            if (!parse_double(optarg, &a.lon)) {
+                rc = usage_error("create", "--lon wants degrees, e.g. 121.4737; got '%s'", optarg);
+                goto done;
+            }
+            a.has_lon = true;
+            break;
+        case OPT_REPORTED_AT:
+            if (!parse_i64(optarg, &a.reported_at)) {
+                rc = usage_error("create", "--reported-at wants ms since the epoch; got '%s'",
+                                 optarg);
+                goto done;
+            }
+            a.has_reported_at = true;
+            break;
+        case 'h':
+            fputs(usage_create, stdout);
+            rc = finish_output(0);
+            goto done;
+        default:
+            rc = option_error("create", ch, argv);
+            goto done;
+        }
+    }
+    if (optind < argc) {
+        rc = usage_error("create", "unexpected argument '%s'", argv[optind]);
+        goto done;
+    }
+    if (a.channel == NULL || a.category == NULL || a.description == NULL || a.district == NULL) {
+        rc = usage_error("create", "create needs%s%s%s%s", a.channel == NULL ? " --channel" : "",
+                         a.category == NULL ? " --category" : "",
+                         a.description == NULL ? " --description" : "",
+                         a.district == NULL ? " --district" : "");
+        goto done;
+    }
+    if (a.has_lat != a.has_lon) {
+        rc = usage_error("create", "--lat and --lon go together");
+        goto done;
+    }
+    if (a.request_id == NULL) {
+        if (gl_client_request_id(request_id, sizeof(request_id)) != 0) {
+            fprintf(stderr, "gridline: cannot make a request id: %s; pass --request-id\n",
+                    strerror(errno));
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+        a.request_id = request_id;
+    }
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (pack_create(&pk, &a) != 0) {
+        fprintf(stderr, "gridline: out of memory\n");
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    rc = call(c, "case.create", &sb, &r, &answered);
+    if (rc != 0) {
+        if (!answered) {
+            fprintf(stderr,
+                    "gridline: the case may or may not have been registered; to retry without "
+                    "registering it twice, run the same command with --request-id %s\n",
+                    a.request_id);
+        }
+        goto done;
+    }
+    if (c->json) {
+        print_json(r.body);
+    } else {
+        const msgpack_object *kase = mp_map_get(r.body, "case");
+        const msgpack_object *replayed = mp_map_get(r.body, "replayed");
+        const msgpack_object *code = mp_map_get(kase, "code");
+        const msgpack_object *id = mp_map_get(kase, "id");
+        bool                  again = replayed != NULL && replayed->type == MSGPACK_OBJECT_BOOLEAN
+                                      && replayed->via.boolean;
+
+        printf("%s %.*s (id %" PRIu64 "), request_id %s%s\n", again ? "replayed" : "created",
+               code != NULL && code->type == MSGPACK_OBJECT_STR ? (int)code->via.str.size : 1,
+               code != NULL && code->type == MSGPACK_OBJECT_STR ? code->via.str.ptr : "?",
+               id != NULL && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? id->via.u64 : 0,
+               a.request_id,
+               again ? ": already registered under this request_id; nothing new stored" : "");
+        mp_print_case(stdout, kase);
+    }
+    rc = finish_output(0);
+done:
+    reply_free(&r);
+    msgpack_sbuffer_destroy(&sb);
+    free(a.attachments);
+    return rc;
+}
+
+/* ---- get ---- */
+
+static int cmd_get(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "history", no_argument, NULL, OPT_HISTORY },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char     *which = NULL;
+    bool            history = false;
+    uint64_t        id = 0;
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    reply           r = { 0 };
+    int             ch;
+    int             rc = EXIT_USAGE;
+
+    msgpack_sbuffer_init(&sb);
+    optind = 0;
+    /* Without "+", getopt moves the id behind the options: "get 12 --history" works. */
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_HISTORY:
+            history = true;
+            break;
+        case 'h':
+            fputs(usage_get, stdout);
+            rc = finish_output(0);
+            goto done;
+        default:
+            rc = option_error("get", ch, argv);
+            goto done;
+        }
+    }
+    if (optind < argc) {
+        which = argv[optind++];
+    }
+    if (optind < argc) {
+        rc = usage_error("get", "unexpected argument '%s'", argv[optind]);
+        goto done;
+    }
+    if (which == NULL) {
+        rc = usage_error("get", "get needs a case id or code");
+        goto done;
+    }
+    if (all_digits(which) && !parse_u64(which, &id)) {
+        rc = usage_error("get", "case id '%s' is too large", which);
+        goto done;
+    }
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, history ? 2 : 1) != 0
+        || (all_digits(which)
+                ? mp_pack_cstr(&pk, "id") != 0 || msgpack_pack_uint64(&pk, id) != 0
+                : mp_pack_cstr(&pk, "code") != 0 || mp_pack_cstr(&pk, which) != 0)
+        || (history && (mp_pack_cstr(&pk, "history") != 0 || msgpack_pack_true(&pk) != 0))) {
+        fprintf(stderr, "gridline: out of memory\n");
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    rc = call(c, "case.get", &sb, &r, NULL);
+    if (rc != 0) {
+        goto done;
+    }
+    if (c->json) {
+        print_json(r.body);
+    } else {
+        const msgpack_object *events = mp_map_get(r.body, "history");
+
+        mp_print_case(stdout, mp_map_get(r.body, "case"));
+        if (history) {
+            uint32_t n = events != NULL && events->type == MSGPACK_OBJECT_ARRAY
+                             ? events->via.array.size
+                             : 0;
+
+            printf("\nHistory (%" PRIu32 " event%s)\n", n, n == 1 ? "" : "s");
+            mp_print_history(stdout, events, c->width);
+        }
+    }
+    rc = finish_output(0);
+done:
+    reply_free(&r);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* ---- list ---- */
+
+typedef struct {
+    str_member strs[9];      /* the filter's string members */
+    bool       overdue, supervised;
+    bool       has_from, has_to;
+    int64_t    from, to;
+    bool       has_limit;
+    int64_t    limit;
+    uint64_t   after;
+    bool       all;
+} list_args;
+
+static int pack_list(msgpack_packer *pk, const list_args *a, uint64_t after, int64_t limit)
+{
+    uint32_t nf = str_members_set(a->strs, 9) + a->overdue + a->supervised + a->has_from
+                  + a->has_to;
+    uint32_t n = (nf > 0) + (after != 0) + (limit > 0);
+
+    if (msgpack_pack_map(pk, n) != 0) {
+        return -1;
+    }
+    if (nf > 0) {
+        if (mp_pack_cstr(pk, "filter") != 0 || msgpack_pack_map(pk, nf) != 0
+            || pack_str_members(pk, a->strs, 9) != 0) {
+            return -1;
+        }
+        if ((a->overdue && (mp_pack_cstr(pk, "overdue") != 0 || msgpack_pack_true(pk) != 0))
+            || (a->supervised
+                && (mp_pack_cstr(pk, "supervised") != 0 || msgpack_pack_true(pk) != 0))
+            || (a->has_from
+                && (mp_pack_cstr(pk, "created_from") != 0 || msgpack_pack_int64(pk, a->from) != 0))
+            || (a->has_to
+                && (mp_pack_cstr(pk, "created_to") != 0 || msgpack_pack_int64(pk, a->to) != 0))) {
+            return -1;
+        }
+    }
+    if (after != 0 && (mp_pack_cstr(pk, "after") != 0 || msgpack_pack_uint64(pk, after) != 0)) {
+        return -1;
+    }
+    if (limit > 0 && (mp_pack_cstr(pk, "limit") != 0 || msgpack_pack_int64(pk, limit) != 0)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The page's "next" cursor: 0 at the end (nil), -1 when it is neither nil nor a cursor. */
+static int next_cursor(const msgpack_object *body, uint64_t *next)
+{
+    const msgpack_object *o = mp_map_get(body, "next");
+
+    *next = 0;
+    if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > 0) {
+        *next = o->via.u64;
+        return 0;
+    }
+    return -1;
+}
+
+/* The pages fetched so far, kept whole because the cases point into them. */
+typedef struct {
+    reply                 *pages;
+    size_t                 n_pages;
+    const msgpack_object **cases;
+    size_t                 n_cases, cap_cases;
+} page_set;
+
+static int page_set_add(page_set *s, reply *r)
+{
+    const msgpack_object *cases = mp_map_get(r->body, "cases");
+    reply                *pages = realloc(s->pages, (s->n_pages + 1) * sizeof(*pages));
+    uint32_t              n = 0;
+
+    if (pages == NULL) {
+        return -1;
+    }
+    s->pages = pages;
+    s->pages[s->n_pages++] = *r;
+    memset(r, 0, sizeof(*r));
+    if (cases != NULL && cases->type == MSGPACK_OBJECT_ARRAY) {
+        n = cases->via.array.size;
+    }
+    if (s->n_cases + n > s->cap_cases) {
+        size_t                 cap = (s->n_cases + n) * 2;
+        const msgpack_object **grown = realloc(s->cases, cap * sizeof(*grown));
+
+        if (grown == NULL) {
+            return -1;
+        }
+        s->cases = grown;
+        s->cap_cases = cap;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        s->cases[s->n_cases++] = &cases->via.array.ptr[i];
+    }
+    return 0;
+}
+
+static void page_set_free(page_set *s)
+{
+    for (size_t i = 0; i < s->n_pages; i++) {
+        reply_free(&s->pages[i]);
+    }
+    free(s->pages);
+    free(s->cases);
+    memset(s, 0, sizeof(*s));
+}
+
+static msgpack_object obj_cstr(const char *s)
+{
+    msgpack_object o;
+
+    o.type = MSGPACK_OBJECT_STR;
+    o.via.str.ptr = s;
+    o.via.str.size = (uint32_t)strlen(s);
+    return o;
+}
+
+/* With --all --json: one reply-shaped object, {"ok": true, "cases": [every case],
+ * "next": nil}, so a script sees the same shape as for a single page. */
+static int print_all_json(const page_set *s)
+{
+    msgpack_object_kv kv[3];
+    msgpack_object    root;
+    msgpack_object   *cases = calloc(s->n_cases + 1, sizeof(*cases));
+    int               rc;
+
+    if (cases == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < s->n_cases; i++) {
+        cases[i] = *s->cases[i];
+    }
+    kv[0].key = obj_cstr("ok");
+    kv[0].val.type = MSGPACK_OBJECT_BOOLEAN;
+    kv[0].val.via.boolean = true;
+    kv[1].key = obj_cstr("cases");
+    kv[1].val.type = MSGPACK_OBJECT_ARRAY;
+    kv[1].val.via.array.size = (uint32_t)s->n_cases;
+    kv[1].val.via.array.ptr = cases;
+    kv[2].key = obj_cstr("next");
+    kv[2].val.type = MSGPACK_OBJECT_NIL;
+    root.type = MSGPACK_OBJECT_MAP;
+    root.via.map.size = 3;
+    root.via.map.ptr = kv;
+    rc = print_json(&root);
+    free(cases);
+    return rc;
+}
+
+static int cmd_list(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "state", required_argument, NULL, OPT_STATE },
+        { "unit", required_argument, NULL, OPT_UNIT },
+        { "district", required_argument, NULL, OPT_DISTRICT },
+        { "street", required_argument, NULL, OPT_STREET },
+        { "community", required_argument, NULL, OPT_COMMUNITY },
+        { "grid", required_argument, NULL, OPT_GRID },
+        { "category", required_argument, NULL, OPT_CATEGORY_F },
+        { "channel", required_argument, NULL, OPT_CHANNEL },
+        { "phone", required_argument, NULL, OPT_PHONE },
+        { "overdue", no_argument, NULL, OPT_OVERDUE },
+        { "supervised", no_argument, NULL, OPT_SUPERVISED },
+        { "from", required_argument, NULL, OPT_FROM },
+        { "to", required_argument, NULL, OPT_TO },
+        { "limit", required_argument, NULL, OPT_LIMIT },
+        { "after", required_argument, NULL, OPT_AFTER },
+        { "all", no_argument, NULL, OPT_ALL },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    list_args       a = {
+        .strs = {
+            { "state", NULL },    { "unit", NULL },      { "district", NULL },
+            { "street", NULL },   { "community", NULL }, { "grid", NULL },
+            { "category", NULL }, { "channel", NULL },   { "reporter_phone", NULL },
+        },
+    };
+    page_set        pages = { 0 };
+    reply           r = { 0 };
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    uint64_t        after, next = 0;
+    int64_t         limit;
+    int             ch;
+    int             rc = EXIT_USAGE;
+
+    msgpack_sbuffer_init(&sb);
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_STATE:      a.strs[0].val = optarg; break;
+        case OPT_UNIT:       a.strs[1].val = optarg; break;
+        case OPT_DISTRICT:   a.strs[2].val = optarg; break;
+        case OPT_STREET:     a.strs[3].val = optarg; break;
+        case OPT_COMMUNITY:  a.strs[4].val = optarg; break;
+        case OPT_GRID:       a.strs[5].val = optarg; break;
+        case OPT_CATEGORY_F: a.strs[6].val = optarg; break;
+        case OPT_CHANNEL:    a.strs[7].val = optarg; break;
+        case OPT_PHONE:      a.strs[8].val = optarg; break;
+        case OPT_OVERDUE:    a.overdue = true; break;
+        case OPT_SUPERVISED: a.supervised = true; break;
+        case OPT_ALL:        a.all = true; break;
+        case OPT_FROM:
+        case OPT_TO:
+            if (!parse_i64(optarg, ch == OPT_FROM ? &a.from : &a.to)) {
+                rc = usage_error("list", "--%s wants ms since the epoch; got '%s'",
+                                 ch == OPT_FROM ? "from" : "to", optarg);
+                goto done;
+            }
+            *(ch == OPT_FROM ? &a.has_from : &a.has_to) = true;
+            break;
+        case OPT_LIMIT:
+            if (!parse_i64(optarg, &a.limit) || a.limit < 1) {
+                rc = usage_error("list", "--limit wants a number of cases, 1-500; got '%s'",
+                                 optarg);
+                goto done;
+            }
+            a.has_limit = true;
+            break;
+        case OPT_AFTER:
+            if (!parse_u64(optarg, &a.after)) {
+                rc = usage_error("list", "--after wants a cursor (the 'next' of a page); got '%s'",
+                                 optarg);
+                goto done;
+            }
+            break;
+        case 'h':
+            fputs(usage_list, stdout);
+            rc = finish_output(0);
+            goto done;
+        default:
+            rc = option_error("list", ch, argv);
+            goto done;
+        }
+    }
+    if (optind < argc) {
+        rc = usage_error("list", "unexpected argument '%s'", argv[optind]);
+        goto done;
+    }
+    limit = a.has_limit ? a.limit : a.all ? ALL_PAGE_LIMIT : 0;
+    after = a.after;
+    for (;;) {
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        if (pack_list(&pk, &a, after, limit) != 0) {
+            fprintf(stderr, "gridline: out of memory\n");
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+        rc = call(c, "case.list", &sb, &r, NULL);
+        if (rc != 0) {
+            goto done;
+        }
+        if (next_cursor(r.body, &next) != 0) {
+            fprintf(stderr, "gridline: bad_request: the reply's \"next\" is not a cursor\n");
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+        if (!a.all && c->json) {
+            print_json(r.body);
+            rc = finish_output(0);
+            goto done;
+        }
+        if (page_set_add(&pages, &r) != 0) {
+            fprintf(stderr, "gridline: out of memory\n");
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+        if (!a.all || next == 0) {
+            break;
+        }
+        if (next <= after) {
+            /* A cursor that does not move on would loop for ever. */
+            fprintf(stderr, "gridline: internal: the daemon's cursor went from %" PRIu64
+                            " to %" PRIu64 "; stopping\n", after, next);
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+        after = next;
+    }
+    if (c->json) {
+        print_all_json(&pages);
+    } else if (pages.n_cases == 0) {
+        printf("no cases\n");
+    } else {
+        mp_print_case_table(stdout, pages.cases, pages.n_cases, c->width);
+        printf("%zu case%s", pages.n_cases, pages.n_cases == 1 ? "" : "s");
+        if (next != 0) {
+            printf("; more with --after %" PRIu64, next);
+        }
+        putchar('\n');
+    }
+    rc = finish_output(0);
+done:
+    reply_free(&r);
+    page_set_free(&pages);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* ---- catalog ---- */
+
+static int cmd_catalog(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    reply           r = { 0 };
+    int             ch;
+    int             rc = EXIT_USAGE;
+
+    msgpack_sbuffer_init(&sb);
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (ch == 'h') {
+            fputs(usage_catalog, stdout);
+            rc = finish_output(0);
+            goto done;
+        }
+        rc = option_error("catalog", ch, argv);
+        goto done;
+    }
+    if (optind < argc) {
+        rc = usage_error("catalog", "unexpected argument '%s'", argv[optind]);
+        goto done;
+    }
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 0) != 0) {
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    rc = call(c, "catalog.get", &sb, &r, NULL);
+    if (rc != 0) {
+        goto done;
+    }
+    if (c->json) {
+        print_json(r.body);
+    } else {
+        mp_print_catalog(stdout, r.body, c->width);
+    }
+    rc = finish_output(0);
+done:
+    reply_free(&r);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* ---- ping ---- */
+
+static int cmd_ping(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *service = "case.create";
+    int         ch;
+    int         served;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (ch == 'h') {
+            fputs(usage_ping, stdout);
+            return finish_output(0);
+        }
+        return option_error("ping", ch, argv);
+    }
+    if (optind < argc) {
+        service = argv[optind++];
+    }
+    if (optind < argc) {
+        return usage_error("ping", "unexpected argument '%s'", argv[optind]);
+    }
+    if (ensure_client(c) != 0) {
+        return EXIT_REFUSED;
+    }
+    served = gl_client_mmi(c->client, service, c->timeout_ms);
+    if (served < 0) {
+        gl_error err;
+
+        if (served == GL_EUNAVAILABLE) {
+            gl_error_set(&err, served, NULL, "no reply from %s within %d ms: is gridlined running?",
+                         c->endpoint, c->timeout_ms);
+        } else {
+            gl_error_set(&err, served, NULL, "the mmi.service reply from %s is neither 200 nor 404",
+                         c->endpoint);
+        }
+        print_error(&err);
+        return EXIT_REFUSED;
+    }
+    if (c->json) {
+        msgpack_object_kv kv[3];
+        msgpack_object    root;
+
+        kv[0].key = obj_cstr("endpoint");
+        kv[0].val = obj_cstr(c->endpoint);
+        kv[1].key = obj_cstr("service");
+        kv[1].val = obj_cstr(service);
+        kv[2].key = obj_cstr("served");
+        kv[2].val.type = MSGPACK_OBJECT_BOOLEAN;
+        kv[2].val.via.boolean = served == 1;
+        root.type = MSGPACK_OBJECT_MAP;
+        root.via.map.size = 3;
+        root.via.map.ptr = kv;
+        print_json(&root);
+    } else if (served == 1) {
+        printf("%s: %s is served\n", c->endpoint, service);
+    } else {
+        printf("%s: %s is not served\n", c->endpoint, service);
+    }
+    return finish_output(served == 1 ? 0 : EXIT_REFUSED);
+}
+
+/* ---- main ---- */
+
+typedef struct {
+    const char *name;
+    int (*run)(cli *c, int argc, char **argv);
+    const char *usage;
+} command;
+
+static const command commands[] = {
+    { "create", cmd_create, usage_create },
+    { "get", cmd_get, usage_get },
+    { "list", cmd_list, usage_list },
+    { "catalog", cmd_catalog, usage_catalog },
+    { "ping", cmd_ping, usage_ping },
+};
+
+static const command *command_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "endpoint", required_argument, NULL, 'e' },
+        { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    cli            c = { 0 };
+    const command *cmd;
+    const char    *env = getenv(GL_CLIENT_ENDPOINT_ENV);
+    int64_t        v;
+    int            ch;
+    int            rc;
+
+    opterr = 0;
+    c.endpoint = env != NULL && env[0] != '\0' ? env : GL_CLIENT_DEFAULT_ENDPOINT;
+    c.timeout_ms = DEFAULT_TIMEOUT_MS;
+    /* "+": stop at the command, whose options are its own. */
+    while ((ch = getopt_long(argc, argv, "+:e:jt:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'e':
+            if (optarg[0] == '\0') {
+                return usage_error(NULL, "--endpoint wants an endpoint, e.g. tcp://127.0.0.1:7310");
+            }
+            c.endpoint = optarg;
+            break;
+        case 'j':
+            c.json = true;
+            break;
+        case 't':
+            if (!parse_i64(optarg, &v) || v < 1 || v > MAX_TIMEOUT_MS) {
+                return usage_error(NULL, "--timeout wants milliseconds, 1-%d; got '%s'",
+                                   MAX_TIMEOUT_MS, optarg);
+            }
+            c.timeout_ms = (int)v;
+            break;
+        case 'h':
+            fputs(usage_main, stdout);
+            return finish_output(0);
+        default:
+            return option_error(NULL, ch, argv);
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[optind], "help") == 0) {
+        cmd = optind + 1 < argc ? command_find(argv[optind + 1]) : NULL;
+        fputs(cmd != NULL ? cmd->usage : usage_main, stdout);
+        return finish_output(0);
+    }
+    cmd = command_find(argv[optind]);
+    if (cmd == NULL) {
+        return usage_error(NULL, "unknown command '%s'", argv[optind]);
+    }
+    c.width = output_width();
+    /* The command sees its own name as argv[0], as getopt expects. */
+    rc = cmd->run(&c, argc - optind, argv + optind);
+    gl_client_destroy(&c.client);
+    return rc;
+}
