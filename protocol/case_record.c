@@ -95,7 +95,7 @@ static int pack_kv_bool(msgpack_packer *pk, const char *k, bool v)
     return mp_pack_cstr(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 }
 
-#define CASE_RECORD_KEYS 26
+#define CASE_RECORD_KEYS 27
 
 int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
 {
@@ -150,6 +150,10 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
     rc |= c->duplicate_of != 0 ? msgpack_pack_uint64(pk, c->duplicate_of) : msgpack_pack_nil(pk);
     rc |= pack_kv_int(pk, "reopen_count", c->reopen_count);
     rc |= pack_kv_int(pk, "return_count", c->return_count);
+    rc |= mp_pack_cstr(pk, "returned_by") | msgpack_pack_array(pk, c->n_returned_by);
+    for (uint32_t i = 0; i < c->n_returned_by; i++) {
+        rc |= mp_pack_str(pk, c->returned_by[i]);
+    }
     rc |= mp_pack_cstr(pk, "satisfaction");
     const char *sat = case_satisfaction_name(c->satisfaction);
     rc |= sat != NULL ? mp_pack_cstr(pk, sat) : msgpack_pack_nil(pk);
@@ -263,6 +267,13 @@ int case_record_unpack(const msgpack_object *o, case_record *c)
         else if (key_is(k, "duplicate_of")) c->duplicate_of = (uint64_t)obj_int(v);
         else if (key_is(k, "reopen_count")) c->reopen_count = (uint32_t)obj_int(v);
         else if (key_is(k, "return_count")) c->return_count = (uint32_t)obj_int(v);
+        else if (key_is(k, "returned_by") && v->type == MSGPACK_OBJECT_ARRAY) {
+            uint32_t n = v->via.array.size;
+            c->n_returned_by = n > CASE_MAX_RETURNED ? CASE_MAX_RETURNED : n;
+            for (uint32_t j = 0; j < c->n_returned_by; j++) {
+                c->returned_by[j] = obj_str(&v->via.array.ptr[j]);
+            }
+        }
         else if (key_is(k, "satisfaction")) {
             int s = case_satisfaction_parse(obj_str(v));
             c->satisfaction = s < 0 ? SATISFACTION_NONE : (case_satisfaction)s;

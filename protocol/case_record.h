@@ -50,6 +50,7 @@ int case_urgency_parse(gl_str s);
 int case_satisfaction_parse(gl_str s);
 
 #define CASE_MAX_ATTACHMENTS 16
+#define CASE_MAX_RETURNED    8    /* units remembered as having returned the case */
 
 typedef struct {
     gl_str district, street, community, grid, address;
@@ -81,6 +82,8 @@ typedef struct {
     uint64_t          duplicate_of;    /* 0 = nil */
     uint32_t          reopen_count;
     uint32_t          return_count;
+    gl_str            returned_by[CASE_MAX_RETURNED]; /* units that returned it (退单) */
+    uint32_t          n_returned_by;
     case_satisfaction satisfaction;
 } case_record;
 
