@@ -3,12 +3,20 @@
  * store, serves until SIGTERM or SIGINT, then stops gracefully: no new requests, the
  * writes in flight committed and answered, the store closed.
  */
+#include "broker.h"
 #include "city.h"
 #include "log.h"
+#include "route_task.h"
+#include "routing.h"
 #include "server.h"
 #include "store.h"
+#include "supervisor.h"
+#include "writer.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +30,13 @@
 typedef struct {
     uv_loop_t   *loop;
     server      *srv;
+    writer      *writer;
+    broker      *broker;
+    routing     *routing;
+    supervisor  *workers;
     uv_signal_t  sigterm, sigint;
     bool         stopping;
+    bool         workers_stopped, writes_drained;
 } daemon_state;
 
 static void usage(FILE *out)
@@ -33,23 +46,61 @@ static void usage(FILE *out)
         "\n"
         "Serves Gridline's case protocol (MDP/0.1 + MessagePack over ZeroMQ).\n"
         "\n"
-        "  --data DIR          the store's directory, created if missing (default ./%s)\n"
-        "  --config FILE       the city: places, categories, units, SLA classes, routing\n"
-        "                      (libconfig format; default: the built-in small city)\n"
-        "  --endpoint EP       request socket (default %s)\n"
-        "  --map-size MIB      LMDB map size in MiB (default 65536; the file grows as used)\n"
-        "  --max-batch N       writes per transaction, for group commit (default 4096)\n"
-        "  --log-level LEVEL   debug, info, warn or error (default info)\n"
-        "  --check-config      read the configuration, print a summary and exit\n"
+        "  --data DIR            the store's directory, created if missing (default ./%s)\n"
+        "  --config FILE         the city: places, categories, units, SLA classes, routing\n"
+        "                        (libconfig format; default: the built-in small city)\n"
+        "  --endpoint EP         request socket (default %s)\n"
+        "  --worker-endpoint EP  where workers connect, MDP/0.1 worker protocol\n"
+        "                        (default ipc://DIR/workers.ipc)\n"
+        "  --routers N           gridline-router processes to run (default 1; 0 = none,\n"
+        "                        for a deployment that brings its own routing worker)\n"
+        "  --router PATH         the router program (default: gridline-router beside\n"
+        "                        this program)\n"
+        "  --task-timeout MS     how long a worker may hold a task before it goes to\n"
+        "                        another (default 2000)\n"
+        "  --map-size MIB        LMDB map size in MiB (default 65536; the file grows as used)\n"
+        "  --max-batch N         writes per transaction, for group commit (default 4096)\n"
+        "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+        "  --check-config        read the configuration, print a summary and exit\n"
         "  --version, --help\n",
         DEFAULT_DATA, DEFAULT_ENDPOINT);
 }
 
-static void on_stopped(void *arg)
+/* The last steps of a graceful stop, once the workers have exited and every write in
+ * flight has been committed and answered. */
+static void finish_stop(daemon_state *d)
 {
-    daemon_state *d = arg;
+    if (!d->workers_stopped || !d->writes_drained) {
+        return;
+    }
+    writer_stats ws;
+    routing_stats rs;
+    writer_get_stats(d->writer, &ws);
+    routing_get_stats(d->routing, &rs);
+    log_info("this run: %llu write(s) in %llu batch(es), largest %zu; %llu case(s) routed",
+             (unsigned long long)ws.ops, (unsigned long long)ws.batches, ws.largest,
+             (unsigned long long)rs.routed);
+    writer_on_batch(d->writer, NULL, NULL);
+    broker_destroy(&d->broker);
+    routing_destroy(&d->routing);
+    writer_destroy(&d->writer);
+    server_close(d->srv);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_workers_stopped(void *arg)
+{
+    daemon_state *d = arg;
+    d->workers_stopped = true;
+    finish_stop(d);
+}
+
+static void on_drained(void *arg)
+{
+    daemon_state *d = arg;
+    d->writes_drained = true;
+    finish_stop(d);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -62,7 +113,45 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     d->stopping = true;
     log_info("%s: stopping", strsignal(signum));
-    server_stop(d->srv, on_stopped, d);
+    server_pause(d->srv);
+    routing_stop(d->routing);
+    if (writer_pending(d->writer) > 0) {
+        log_info("answering %zu write(s) in flight", writer_pending(d->writer));
+    }
+    supervisor_stop(d->workers, 2000, on_workers_stopped, d);
+    /* Decisions arriving while the routers stop are still committed; drain last. */
+    writer_on_drained(d->writer, on_drained, d);
+}
+
+static void on_batch(void *arg)
+{
+    daemon_state *d = arg;
+    routing_kick(d->routing);
+}
+
+static void on_worker_exit(void *arg, const char *name)
+{
+    daemon_state *d = arg;
+    if (d->broker != NULL) {
+        broker_forget(d->broker, name);
+    }
+}
+
+/* The router program: --router, else gridline-router beside this executable. */
+static int router_path(const char *given, char *out, size_t cap)
+{
+    if (given != NULL) {
+        snprintf(out, cap, "%s", given);
+        return 0;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        return -1;
+    }
+    self[n] = '\0';
+    snprintf(out, cap, "%s/gridline-router", dirname(self));
+    return 0;
 }
 
 static int parse_size(const char *s, unsigned long long *out)
@@ -79,7 +168,8 @@ static int parse_size(const char *s, unsigned long long *out)
 int main(int argc, char **argv)
 {
     const char *data = DEFAULT_DATA, *config = NULL, *endpoint = DEFAULT_ENDPOINT;
-    unsigned long long map_mib = 65536, max_batch = 4096;
+    const char *worker_endpoint = NULL, *router = NULL;
+    unsigned long long map_mib = 65536, max_batch = 4096, routers = 1, task_timeout = 2000;
     bool check_only = false;
     int level = LOG_INFO;
     static const struct option opts[] = {
@@ -88,6 +178,10 @@ int main(int argc, char **argv)
         { "endpoint", required_argument, NULL, 'e' },
         { "map-size", required_argument, NULL, 'm' },
         { "max-batch", required_argument, NULL, 'b' },
+        { "worker-endpoint", required_argument, NULL, 'w' },
+        { "routers", required_argument, NULL, 'r' },
+        { "router", required_argument, NULL, 'R' },
+        { "task-timeout", required_argument, NULL, 't' },
         { "log-level", required_argument, NULL, 'l' },
         { "check-config", no_argument, NULL, 'C' },
         { "version", no_argument, NULL, 'V' },
@@ -112,6 +206,23 @@ int main(int argc, char **argv)
         case 'b':
             if (parse_size(optarg, &max_batch) != 0 || max_batch > 1000000) {
                 fprintf(stderr, "gridlined: --max-batch takes 1 to 1000000, not \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w': worker_endpoint = optarg; break;
+        case 'R': router = optarg; break;
+        case 'r':
+            if (strcmp(optarg, "0") == 0) {
+                routers = 0;
+            } else if (parse_size(optarg, &routers) != 0 || routers > 64) {
+                fprintf(stderr, "gridlined: --routers takes 0 to 64, not \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 't':
+            if (parse_size(optarg, &task_timeout) != 0 || task_timeout > 3600000) {
+                fprintf(stderr, "gridlined: --task-timeout takes 1 to 3600000 ms, not \"%s\"\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -163,12 +274,69 @@ int main(int argc, char **argv)
     memset(&d, 0, sizeof d);
     d.loop = uv_default_loop();
     void *zctx = zmq_ctx_new();
-    server_options sopt = { endpoint, (size_t)max_batch, 200000 };
-    d.srv = server_new(d.loop, zctx, st, c, &sopt, err, sizeof err);
+
+    char wep[PATH_MAX + 32], dir[PATH_MAX], program[PATH_MAX];
+    if (worker_endpoint == NULL) {
+        if (realpath(data, dir) == NULL) {
+            log_error("cannot resolve %s: %s", data, strerror(errno));
+            goto out;
+        }
+        snprintf(wep, sizeof wep, "ipc://%s/workers.ipc", dir);
+        /* A Unix socket path is at most 107 bytes. */
+        if (strlen(wep) - 6 > 107) {
+            log_error("the worker socket path %s is too long for a Unix socket; give "
+                      "--worker-endpoint ipc:///a/shorter/path", wep + 6);
+            goto out;
+        }
+        worker_endpoint = wep;
+    }
+    if (router_path(router, program, sizeof program) != 0) {
+        log_error("cannot find the router program; give --router PATH");
+        goto out;
+    }
+
+    d.writer = writer_new(d.loop, st, (size_t)max_batch);
+    if (d.writer == NULL) {
+        log_error("cannot start the writer thread");
+        goto out;
+    }
+    server_options sopt = { endpoint, 200000 };
+    d.srv = server_new(d.loop, zctx, st, c, d.writer, &sopt, err, sizeof err);
     if (d.srv == NULL) {
         log_error("%s", err);
         goto out;
     }
+    d.broker = broker_new(d.loop, zctx, worker_endpoint, (int)task_timeout, err, sizeof err);
+    if (d.broker == NULL) {
+        log_error("%s", err);
+        goto out;
+    }
+    d.routing = routing_new(d.loop, st, d.writer, d.broker, c);
+    if (d.routing == NULL) {
+        log_error("cannot start routing");
+        goto out;
+    }
+    writer_on_batch(d.writer, on_batch, &d);
+
+    const char *args[8];
+    size_t na = 0;
+    args[na++] = "--endpoint";
+    args[na++] = worker_endpoint;
+    if (config != NULL) {
+        args[na++] = "--config";
+        args[na++] = config;
+    }
+    args[na++] = "--log-level";
+    args[na++] = level == LOG_DEBUG ? "debug" : level == LOG_INFO ? "info"
+                 : level == LOG_WARN ? "warn" : "error";
+    args[na] = NULL;
+    d.workers = supervisor_new(d.loop, program, args, "router", (size_t)routers, on_worker_exit,
+                               &d, err, sizeof err);
+    if (d.workers == NULL) {
+        log_error("%s", err);
+        goto out;
+    }
+
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
     d.sigterm.data = d.sigint.data = &d;
@@ -176,12 +344,26 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     log_warn("development mode: no keys configured, every client is trusted; serve on "
              "loopback only");
-    log_info("serving %s (MDP/0.1, MessagePack)", endpoint);
+    log_info("serving %s (MDP/0.1, MessagePack); workers on %s; %llu router(s)", endpoint,
+             worker_endpoint, routers);
 
     uv_run(d.loop, UV_RUN_DEFAULT);
     rc = 0;
     log_info("stopped");
 out:
+    if (rc != 0) {
+        /* Start-up failed part way: let libuv close what was opened. */
+        if (d.workers != NULL) {
+            supervisor_stop(d.workers, 100, NULL, NULL);
+            uv_run(d.loop, UV_RUN_DEFAULT);
+        }
+        broker_destroy(&d.broker);
+        routing_destroy(&d.routing);
+        writer_destroy(&d.writer);
+        server_destroy(&d.srv);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+    }
+    supervisor_destroy(&d.workers);
     server_destroy(&d.srv);
     uv_loop_close(d.loop);
     zmq_ctx_term(zctx);

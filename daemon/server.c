@@ -50,8 +50,6 @@ struct server {
     msgpack_zone     zone;          /* request unpacking, cleared per request */
     char            *catalog;       /* the catalogue's four pairs, packed once */
     size_t           catalog_len;
-    void           (*stopped)(void *);
-    void            *stopped_arg;
 };
 
 typedef struct {
@@ -542,7 +540,7 @@ static void on_message(void *arg)
     }
 }
 
-server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c,
+server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c, writer *w,
                    const server_options *opt, char *err, size_t errlen)
 {
     server *s = calloc(1, sizeof *s);
@@ -553,6 +551,7 @@ server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c,
     s->loop = loop;
     s->store = st;
     s->city = c;
+    s->writer = w;
     s->opt = *opt;
     msgpack_sbuffer_init(&s->out);
     msgpack_zone_init(&s->zone, 8192);
@@ -586,11 +585,6 @@ server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c,
                  "use --endpoint)", opt->endpoint, zmq_strerror(errno));
         goto fail;
     }
-    s->writer = writer_new(loop, st, opt->max_batch);
-    if (s->writer == NULL) {
-        snprintf(err, errlen, "cannot start the writer thread");
-        goto fail;
-    }
     s->watch = zwatch_new(loop, s->sock, RECV_BUDGET, on_message, s);
     if (s->watch == NULL) {
         snprintf(err, errlen, "cannot watch the request socket");
@@ -603,33 +597,21 @@ fail:
     return NULL;
 }
 
-static void on_drained(void *arg)
+void server_pause(server *s)
 {
-    server *s = arg;
-    writer_stats ws;
-    writer_get_stats(s->writer, &ws);
-    log_info("all writes answered: %llu operation(s) in %llu batch(es) this run, largest "
-             "batch %zu", (unsigned long long)ws.ops, (unsigned long long)ws.batches,
-             ws.largest);
-    writer_destroy(&s->writer);
-    zwatch_destroy(&s->watch);
-    /* Close flushes queued replies, up to ZMQ_LINGER. */
-    zmq_close(s->sock);
-    s->sock = NULL;
-    if (s->stopped != NULL) {
-        s->stopped(s->stopped_arg);
+    if (s->watch != NULL) {
+        zwatch_pause(s->watch);
     }
 }
 
-void server_stop(server *s, void (*stopped)(void *arg), void *arg)
+void server_close(server *s)
 {
-    s->stopped = stopped;
-    s->stopped_arg = arg;
-    zwatch_pause(s->watch);
-    if (writer_pending(s->writer) > 0) {
-        log_info("stopping: answering %zu write(s) in flight", writer_pending(s->writer));
+    zwatch_destroy(&s->watch);
+    if (s->sock != NULL) {
+        /* Close flushes queued replies, up to ZMQ_LINGER. */
+        zmq_close(s->sock);
+        s->sock = NULL;
     }
-    writer_on_drained(s->writer, on_drained, s);
 }
 
 void server_destroy(server **sp)
@@ -638,11 +620,7 @@ void server_destroy(server **sp)
         return;
     }
     server *s = *sp;
-    writer_destroy(&s->writer);
-    zwatch_destroy(&s->watch);
-    if (s->sock != NULL) {
-        zmq_close(s->sock);
-    }
+    server_close(s);
     free(s->catalog);
     msgpack_sbuffer_destroy(&s->out);
     msgpack_zone_destroy(&s->zone);

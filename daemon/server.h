@@ -12,27 +12,31 @@
 
 #include "city.h"
 #include "store.h"
+#include "writer.h"
 
 #include <stddef.h>
 #include <uv.h>
 
 typedef struct {
     const char *endpoint;     /* "tcp://127.0.0.1:7310" */
-    size_t      max_batch;    /* operations per write transaction (4096) */
     size_t      max_pending;  /* writes queued before new ones get `overloaded` */
 } server_options;
 
 typedef struct server server;
 
-/* Binds the socket and starts serving. Returns NULL with a message in err. */
-server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c,
+/* Binds the socket and starts serving; writes go to w. Returns NULL with a message in
+ * err. */
+server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c, writer *w,
                    const server_options *opt, char *err, size_t errlen);
 
-/* Graceful stop: takes no more requests, lets the writer commit and answer what is in
- * flight, then closes the socket (flushing replies) and calls stopped(arg). */
-void server_stop(server *s, void (*stopped)(void *arg), void *arg);
+/* Takes no more requests (they wait in the socket); replies still go out. */
+void server_pause(server *s);
 
-/* Frees s (after server_stop has called back); sets *s to NULL; safe twice. */
+/* Closes the socket, flushing queued replies for up to ZMQ_LINGER. Call once the writer
+ * has answered everything in flight. */
+void server_close(server *s);
+
+/* Frees s; sets *s to NULL; safe twice. */
 void server_destroy(server **s);
 
 #endif

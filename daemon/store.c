@@ -10,6 +10,7 @@
 
 #include "case_event.h"
 #include "log.h"
+#include "sla.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -26,7 +27,7 @@
 enum {
     TAG_STATE = 's', TAG_CHANNEL = 'h', TAG_UNIT = 'u', TAG_DISTRICT = 'd',
     TAG_STREET = 't', TAG_COMMUNITY = 'c', TAG_GRID = 'g', TAG_CATEGORY = 'k',
-    TAG_PHONE = 'p',
+    TAG_PHONE = 'p', TAG_DUP_GRID = 'x', TAG_DUP_NEAR = 'y',
     /* Last of all tags, so that new cases' entries append at the end (MDB_APPEND). */
     TAG_CREATED = '~'
 };
@@ -40,7 +41,9 @@ struct store {
     uint64_t         next_id, next_seq;
     int64_t          last_created_at;
     store_reader    *reader;          /* the loop thread's cached read transaction */
-    msgpack_sbuffer  wbuf;            /* the writer's scratch */
+    msgpack_sbuffer  wbuf;            /* the writer's scratch: a case */
+    msgpack_sbuffer  ebuf;            /* the writer's scratch: an event */
+    msgpack_zone     wzone;           /* the writer's scratch: unpacking */
 };
 
 struct store_txn {
@@ -146,6 +149,8 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
         return NULL;
     }
     msgpack_sbuffer_init(&s->wbuf);
+    msgpack_sbuffer_init(&s->ebuf);
+    msgpack_zone_init(&s->wzone, 4096);
     snprintf(s->code_prefix, sizeof s->code_prefix, "%s",
              opt != NULL && opt->code_prefix != NULL ? opt->code_prefix : "GL");
     s->utc_offset_min = opt != NULL ? opt->utc_offset_min : 0;
@@ -227,6 +232,8 @@ void store_destroy(store **sp)
         mdb_env_close(s->env);
     }
     msgpack_sbuffer_destroy(&s->wbuf);
+    msgpack_sbuffer_destroy(&s->ebuf);
+    msgpack_zone_destroy(&s->wzone);
     free(s);
     *sp = NULL;
 }
@@ -311,6 +318,89 @@ static size_t index_key_time(unsigned char *out, int64_t at, uint64_t id)
     return 17;
 }
 
+/* All the index keys of one case. */
+#define INDEX_KEYS_MAX 13
+#define INDEX_KEY_CAP  (1 + 2 * REQUEST_MAX_CODE + 2 + 16)
+
+typedef struct {
+    unsigned char key[INDEX_KEYS_MAX][INDEX_KEY_CAP];
+    size_t        len[INDEX_KEYS_MAX];
+    size_t        n;
+} index_keys;
+
+static void keys_add_str(index_keys *k, int tag, gl_str value, uint64_t id)
+{
+    if (value.n == 0 || value.n > REQUEST_MAX_CODE || k->n == INDEX_KEYS_MAX) {
+        return;
+    }
+    k->len[k->n] = index_key(k->key[k->n], tag, value, id);
+    k->n++;
+}
+
+/* A duplicate-candidate key: tag, category, NUL, place, NUL, created_at, id. Scanned
+ * by (category, place) over a window of time. */
+static size_t dup_key(unsigned char *out, int tag, gl_str category, gl_str place, int64_t at,
+                      uint64_t id)
+{
+    size_t n = 0;
+    out[n++] = (unsigned char)tag;
+    memcpy(out + n, category.p, category.n);
+    n += category.n;
+    out[n++] = 0;
+    memcpy(out + n, place.p, place.n);
+    n += place.n;
+    out[n++] = 0;
+    mp_put_be64(out + n, (uint64_t)at ^ (1ULL << 63));
+    n += 8;
+    mp_put_be64(out + n, id);
+    return n + 8;
+}
+
+static void keys_add_dup(index_keys *k, int tag, gl_str category, gl_str place, int64_t at,
+                         uint64_t id)
+{
+    if (category.n == 0 || category.n > REQUEST_MAX_CODE || place.n == 0
+        || place.n > REQUEST_MAX_CODE || k->n == INDEX_KEYS_MAX) {
+        return;
+    }
+    k->len[k->n] = dup_key(k->key[k->n], tag, category, place, at, id);
+    k->n++;
+}
+
+/* Every index entry of a case; the created-time key comes last (see index_put_all). */
+static void index_keys_of(const case_record *c, index_keys *k)
+{
+    char st = (char)('0' + c->state), ch = (char)('0' + c->channel);
+    k->n = 0;
+    keys_add_str(k, TAG_STATE, gl_str_of(&st, 1), c->id);
+    if (c->channel != CHANNEL_NONE) {
+        keys_add_str(k, TAG_CHANNEL, gl_str_of(&ch, 1), c->id);
+    }
+    keys_add_str(k, TAG_UNIT, c->unit, c->id);
+    keys_add_str(k, TAG_DISTRICT, c->location.district, c->id);
+    keys_add_str(k, TAG_STREET, c->location.street, c->id);
+    keys_add_str(k, TAG_COMMUNITY, c->location.community, c->id);
+    keys_add_str(k, TAG_GRID, c->location.grid, c->id);
+    keys_add_str(k, TAG_CATEGORY, c->category, c->id);
+    keys_add_str(k, TAG_PHONE, c->reporter_phone, c->id);
+    keys_add_dup(k, TAG_DUP_GRID, c->category, c->location.grid, c->created_at, c->id);
+    if (c->location.has_coords) {
+        keys_add_dup(k, TAG_DUP_NEAR, c->category, c->location.district, c->created_at, c->id);
+    }
+    k->len[k->n] = index_key_time(k->key[k->n], c->created_at, c->id);
+    k->n++;
+}
+
+static bool keys_has(const index_keys *k, const unsigned char *key, size_t len)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        if (k->len[i] == len && memcmp(k->key[i], key, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int index_put(store_txn *t, const unsigned char *key, size_t n, unsigned flags)
 {
     MDB_val k = val_of(key, n), v = val_of("", 0);
@@ -318,40 +408,46 @@ static int index_put(store_txn *t, const unsigned char *key, size_t n, unsigned 
     return rc == 0 ? 0 : lmdb_code(rc);
 }
 
-static int index_add_str(store_txn *t, int tag, gl_str value, uint64_t id)
+/* A new case's entries. Its created-time key is the largest in the index (created_at
+ * never decreases with id, and its tag sorts last), so it is appended. */
+static int index_add_case(store_txn *t, const case_record *c)
 {
-    unsigned char key[INDEX_KEY_MAX + REQUEST_MAX_CODE];
-    if (value.n == 0 || value.n > REQUEST_MAX_CODE) {
-        return 0;
+    index_keys k;
+    index_keys_of(c, &k);
+    for (size_t i = 0; i < k.n; i++) {
+        int rc = index_put(t, k.key[i], k.len[i], i + 1 == k.n ? MDB_APPEND : 0);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    return index_put(t, key, index_key(key, tag, value, id), 0);
+    return 0;
 }
 
-/* Every index entry of a case. Later issues that change a case remove the old
- * record's entries and add the new one's through the same list. */
-static int index_add_case(store_txn *t, const case_record *c, bool appending)
+/* A changed case's entries: removes the old record's keys the new one lacks, adds the
+ * new one's the old lacked. */
+static int index_update_case(store_txn *t, const case_record *old, const case_record *c)
 {
-    char b;
+    index_keys *ko = malloc(2 * sizeof *ko), *kn;
     int rc = 0;
-    b = (char)('0' + c->state);
-    rc = rc != 0 ? rc : index_add_str(t, TAG_STATE, gl_str_of(&b, 1), c->id);
-    char ch = (char)('0' + c->channel);
-    if (c->channel != CHANNEL_NONE) {
-        rc = rc != 0 ? rc : index_add_str(t, TAG_CHANNEL, gl_str_of(&ch, 1), c->id);
+    if (ko == NULL) {
+        return GL_EINTERNAL;
     }
-    rc = rc != 0 ? rc : index_add_str(t, TAG_UNIT, c->unit, c->id);
-    rc = rc != 0 ? rc : index_add_str(t, TAG_DISTRICT, c->location.district, c->id);
-    rc = rc != 0 ? rc : index_add_str(t, TAG_STREET, c->location.street, c->id);
-    rc = rc != 0 ? rc : index_add_str(t, TAG_COMMUNITY, c->location.community, c->id);
-    rc = rc != 0 ? rc : index_add_str(t, TAG_GRID, c->location.grid, c->id);
-    rc = rc != 0 ? rc : index_add_str(t, TAG_CATEGORY, c->category, c->id);
-    rc = rc != 0 ? rc : index_add_str(t, TAG_PHONE, c->reporter_phone, c->id);
-    if (rc == 0) {
-        unsigned char key[17];
-        /* created_at never decreases with id, so a new case always goes at the end. */
-        rc = index_put(t, key, index_key_time(key, c->created_at, c->id),
-                       appending ? MDB_APPEND : 0);
+    kn = ko + 1;
+    index_keys_of(old, ko);
+    index_keys_of(c, kn);
+    for (size_t i = 0; i < ko->n && rc == 0; i++) {
+        if (!keys_has(kn, ko->key[i], ko->len[i])) {
+            MDB_val k = val_of(ko->key[i], ko->len[i]);
+            int r = mdb_del(t->txn, t->s->index, &k, NULL);
+            rc = r == 0 || r == MDB_NOTFOUND ? 0 : lmdb_code(r);
+        }
     }
+    for (size_t i = 0; i < kn->n && rc == 0; i++) {
+        if (!keys_has(ko, kn->key[i], kn->len[i])) {
+            rc = index_put(t, kn->key[i], kn->len[i], 0);
+        }
+    }
+    free(ko);
     return rc;
 }
 
@@ -431,6 +527,42 @@ static int replay(store_txn *t, const MDB_val *idv, uint64_t fingerprint, gl_str
     return copy_out(v.mv_data, v.mv_size, out);
 }
 
+/* Appends e (its seq, case and place fields filled here from c) to the event log and
+ * the case's history. The log's keys only grow, so it appends. */
+static int append_event(store_txn *t, const case_record *c, case_event *e)
+{
+    store *s = t->s;
+    msgpack_packer pk;
+    unsigned char sb[8], hb[16];
+    int rc;
+
+    e->seq = t->next_seq;
+    e->case_id = c->id;
+    e->code = c->code;
+    e->state = c->state;
+    e->unit = c->unit;
+    e->district = c->location.district;
+    e->category = c->category;
+    msgpack_sbuffer_clear(&s->ebuf);
+    msgpack_packer_init(&pk, &s->ebuf, msgpack_sbuffer_write);
+    if (case_event_pack(&pk, e) != 0) {
+        return GL_EINTERNAL;
+    }
+    mp_put_be64(sb, e->seq);
+    MDB_val ek = val_of(sb, 8), ev = val_of(s->ebuf.data, s->ebuf.size);
+    if ((rc = mdb_put(t->txn, s->events, &ek, &ev, MDB_APPEND)) != 0) {
+        return lmdb_code(rc);
+    }
+    mp_put_be64(hb, c->id);
+    memcpy(hb + 8, sb, 8);
+    MDB_val hk = val_of(hb, 16), hv = val_of("", 0);
+    if ((rc = mdb_put(t->txn, s->history, &hk, &hv, 0)) != 0) {
+        return lmdb_code(rc);
+    }
+    t->next_seq++;
+    return 0;
+}
+
 int store_case_create(store_txn *t, gl_str sender, const request_create *r, int64_t now_ms,
                       store_created *out, gl_error *err)
 {
@@ -503,36 +635,17 @@ int store_case_create(store_txn *t, gl_str sender, const request_create *r, int6
         return gl_error_set(err, lmdb_code(rc), NULL, "store: code %s: %s", code,
                             mdb_strerror(rc));
     }
-    if ((rc = index_add_case(t, &c, true)) != 0) {
+    if ((rc = index_add_case(t, &c)) != 0) {
         return gl_error_set(err, rc, NULL, "store: cannot index the case");
     }
 
     case_event e;
     memset(&e, 0, sizeof e);
-    e.seq = t->next_seq;
     e.at = at;
-    e.case_id = c.id;
-    e.code = c.code;
     e.type = EVENT_CREATED;
-    e.state = c.state;
-    e.district = c.location.district;
-    e.category = c.category;
     e.actor = sender;
-    msgpack_sbuffer_clear(&s->wbuf);
-    if (case_event_pack(&pk, &e) != 0) {
-        return gl_error_set(err, GL_EINTERNAL, NULL, "out of memory packing an event");
-    }
-    unsigned char sb[8], hb[16];
-    mp_put_be64(sb, e.seq);
-    MDB_val ek = val_of(sb, 8), ev = val_of(s->wbuf.data, s->wbuf.size);
-    if ((rc = mdb_put(t->txn, s->events, &ek, &ev, MDB_APPEND)) != 0) {
-        return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
-    }
-    memcpy(hb, idb, 8);
-    memcpy(hb + 8, sb, 8);
-    MDB_val hk = val_of(hb, 16), hv = val_of("", 0);
-    if ((rc = mdb_put(t->txn, s->history, &hk, &hv, 0)) != 0) {
-        return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
+    if ((rc = append_event(t, &c, &e)) != 0) {
+        return gl_error_set(err, rc, NULL, "store: cannot append the event");
     }
 
     unsigned char idv[16];
@@ -543,8 +656,107 @@ int store_case_create(store_txn *t, gl_str sender, const request_create *r, int6
         return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
     }
     t->next_id++;
-    t->next_seq++;
     t->last_created_at = at;
+    return 0;
+}
+
+/* Reads case id in the write transaction into c. The raw bytes are copied to the
+ * writer's zone first: a put to the same key may reuse the page they live on. */
+static int read_case_for_update(store_txn *t, uint64_t id, case_record *c)
+{
+    unsigned char kb[8];
+    mp_put_be64(kb, id);
+    MDB_val k = val_of(kb, 8), v;
+    int rc = mdb_get(t->txn, t->s->cases, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return GL_ENOT_FOUND;
+    }
+    if (rc != 0) {
+        return lmdb_code(rc);
+    }
+    char *copy = msgpack_zone_malloc(&t->s->wzone, v.mv_size);
+    msgpack_object o;
+    if (copy == NULL) {
+        return GL_EINTERNAL;
+    }
+    memcpy(copy, v.mv_data, v.mv_size);
+    if (mp_unpack(copy, v.mv_size, &t->s->wzone, &o) != 0 || case_record_unpack(&o, c) != 0) {
+        log_error("store: case %llu does not decode", (unsigned long long)id);
+        return GL_EINTERNAL;
+    }
+    return 0;
+}
+
+/* Writes c over old (same id): the record, the index entries that changed, the event. */
+static int rewrite_case(store_txn *t, const case_record *old, const case_record *c,
+                        case_event *e)
+{
+    msgpack_packer pk;
+    unsigned char kb[8];
+    int rc;
+    msgpack_sbuffer_clear(&t->s->wbuf);
+    msgpack_packer_init(&pk, &t->s->wbuf, msgpack_sbuffer_write);
+    if (case_record_pack(&pk, c, 0) != 0) {
+        return GL_EINTERNAL;
+    }
+    mp_put_be64(kb, c->id);
+    MDB_val k = val_of(kb, 8), v = val_of(t->s->wbuf.data, t->s->wbuf.size);
+    if ((rc = mdb_put(t->txn, t->s->cases, &k, &v, 0)) != 0) {
+        return lmdb_code(rc);
+    }
+    if ((rc = index_update_case(t, old, c)) != 0) {
+        return rc;
+    }
+    return append_event(t, c, e);
+}
+
+int store_case_dispatch(store_txn *t, const city *town, const route_decision *d, int64_t now_ms,
+                        gl_str actor, gl_error *err)
+{
+    case_record old, c;
+    int rc;
+    msgpack_zone_clear(&t->s->wzone);
+    if ((rc = read_case_for_update(t, d->id, &old)) != 0) {
+        return gl_error_set(err, rc, NULL, "case %llu: cannot read it",
+                            (unsigned long long)d->id);
+    }
+    if (old.version != d->version
+        || (old.state != CASE_REGISTERED && old.state != CASE_RETURNED)) {
+        return gl_error_set(err, GL_ECONFLICT, NULL, "case %llu has moved on (version %llu, "
+                            "%s); decision for version %llu discarded",
+                            (unsigned long long)d->id, (unsigned long long)old.version,
+                            case_state_name(old.state), (unsigned long long)d->version);
+    }
+    if (city_unit_find(town, d->unit) < 0) {
+        return gl_error_set(err, GL_EINVALID, NULL, "case %llu: no unit \"%.*s\" in the city",
+                            (unsigned long long)d->id, (int)(d->unit.n > 64 ? 64 : d->unit.n),
+                            d->unit.p);
+    }
+    if (d->duplicate_of == d->id) {
+        return gl_error_set(err, GL_EINVALID, NULL, "case %llu cannot duplicate itself",
+                            (unsigned long long)d->id);
+    }
+    c = old;
+    c.state = CASE_DISPATCHED;
+    c.unit = d->unit;
+    c.level = 0;
+    c.duplicate_of = d->duplicate_of;
+    c.version = old.version + 1;
+    c.updated_at = now_ms;
+    const city_sla *cls = sla_class_for(town, c.category, c.urgency);
+    if (cls != NULL) {
+        sla_deadlines(cls, now_ms, &c.accept_by, &c.resolve_by);
+    }
+    case_event e;
+    memset(&e, 0, sizeof e);
+    e.at = now_ms;
+    e.type = EVENT_DISPATCHED;
+    e.actor = actor;
+    e.note = d->reason.n > 500 ? gl_str_of(d->reason.p, 500) : d->reason;
+    if ((rc = rewrite_case(t, &old, &c, &e)) != 0) {
+        return gl_error_set(err, rc, NULL, "store: cannot write case %llu",
+                            (unsigned long long)d->id);
+    }
     return 0;
 }
 
@@ -653,6 +865,81 @@ int store_read_history(store_reader *r, uint64_t id, store_event_fn fn, void *ar
     }
     mdb_cursor_close(cur);
     return out;
+}
+
+static bool case_is_open(case_state st)
+{
+    return st == CASE_REGISTERED || st == CASE_DISPATCHED || st == CASE_ACCEPTED
+           || st == CASE_RETURNED;
+}
+
+static bool have_candidate(const route_candidate *out, uint32_t n, uint64_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (out[i].id == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Scans one duplicate index (tag, category, place) from c's created_at - window up to
+ * c itself, adding the open cases found. */
+static uint32_t scan_candidates(store_reader *r, int tag, const case_record *c, gl_str place,
+                                int64_t window_ms, route_candidate *out, uint32_t n,
+                                uint32_t cap)
+{
+    unsigned char kb[INDEX_KEY_CAP];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (c->category.n == 0 || c->category.n > REQUEST_MAX_CODE || place.n == 0
+        || place.n > REQUEST_MAX_CODE || mdb_cursor_open(r->txn, r->s->index, &cur) != 0) {
+        return n;
+    }
+    size_t klen = dup_key(kb, tag, c->category, place, c->created_at - window_ms, 0);
+    size_t prefix = klen - 16;
+    k = val_of(kb, klen);
+    /* Bounded: candidates beyond cap, or more than this many entries, are not looked at. */
+    uint32_t examined = 0;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && n < cap && examined++ < 4 * ROUTE_MAX_CANDIDATES) {
+        if (k.mv_size != prefix + 16 || memcmp(k.mv_data, kb, prefix) != 0) {
+            break;
+        }
+        uint64_t id = mp_get_be64((const unsigned char *)k.mv_data + prefix + 8);
+        if (id >= c->id) {
+            break;   /* only older cases; created_at grows with id */
+        }
+        gl_str raw;
+        msgpack_object o;
+        case_record cand;
+        if (!have_candidate(out, n, id) && store_read_case(r, id, &raw) == 0
+            && mp_unpack(raw.p, raw.n, &r->zone, &o) == 0 && case_record_unpack(&o, &cand) == 0
+            && case_is_open(cand.state)) {
+            route_candidate *x = &out[n++];
+            x->id = cand.id;
+            x->category = cand.category;
+            x->grid = cand.location.grid;
+            x->has_coords = cand.location.has_coords;
+            x->lat = cand.location.lat;
+            x->lon = cand.location.lon;
+            x->created_at = cand.created_at;
+            x->duplicate_of = cand.duplicate_of;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return n;
+}
+
+uint32_t store_route_candidates(store_reader *r, const case_record *c, int64_t window_ms,
+                                route_candidate *out, uint32_t cap)
+{
+    uint32_t n = scan_candidates(r, TAG_DUP_GRID, c, c->location.grid, window_ms, out, 0, cap);
+    if (c->location.has_coords) {
+        n = scan_candidates(r, TAG_DUP_NEAR, c, c->location.district, window_ms, out, n, cap);
+    }
+    return n;
 }
 
 bool store_case_is_overdue(const case_record *c, int64_t now_ms)
@@ -808,10 +1095,12 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
             break;   /* created_at grows with id: nothing later can match */
         }
         if (filter_match(f, &c, now_ms)) {
-            if ((out = fn(arg, raw, &c)) != 0) {
+            int took = fn(arg, raw, &c);
+            if (took < 0) {
+                out = took;
                 break;
             }
-            found++;
+            found += took == 0;
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }

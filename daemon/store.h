@@ -23,9 +23,11 @@
 #define STORE_H
 
 #include "case_record.h"
+#include "city.h"
 #include "gl_error.h"
 #include "mp_util.h"
 #include "request.h"
+#include "route_task.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -88,6 +90,22 @@ typedef struct {
 int store_case_create(store_txn *txn, gl_str sender, const request_create *r, int64_t now_ms,
                       store_created *out, gl_error *err);
 
+/* Commits a routing decision: the case goes to `dispatched` at d->unit, with
+ * duplicate_of, deadlines from its SLA class counted from now_ms, version + 1, and a
+ * `dispatched` event by `actor` whose note is d->reason.
+ * Returns:
+ *   0                dispatched;
+ *   GL_ENOT_FOUND    no such case;
+ *   GL_ECONFLICT     the case has moved on (another version, or a state that is not
+ *                    registered or returned): the decision is discarded;
+ *   GL_EINVALID      d->unit is not a unit of the city, or duplicate_of is the case
+ *                    itself: discarded;
+ *   (these four leave the transaction good)
+ *   GL_EUNAVAILABLE, GL_EINTERNAL
+ *                    the transaction is broken: abort it. */
+int store_case_dispatch(store_txn *txn, const city *c, const route_decision *d, int64_t now_ms,
+                        gl_str actor, gl_error *err);
+
 /* --- The readers' side: short read transactions on the loop thread. --- */
 
 /* Starts a read transaction. Returns 0 or GL_EINTERNAL. */
@@ -106,14 +124,24 @@ typedef int (*store_event_fn)(void *arg, gl_str raw_event);
 int store_read_history(store_reader *r, uint64_t id, store_event_fn fn, void *arg);
 
 /* The cases matching f with id > after, in id order, at most limit of them: fn is
- * called with each (raw map, unpacked record). Examines at most scan_budget index
- * entries so that a rare filter cannot pin the loop; *next is the cursor to continue
- * from, or 0 when the list is complete. now_ms decides `overdue`.
- * Returns 0 or GL_EINTERNAL. */
+ * called with each (raw map, unpacked record) and returns 0 to take it (it counts
+ * toward limit), STORE_LIST_SKIP to pass it over, or a negative code to stop the list
+ * with that code. Examines at most scan_budget index entries so that a rare filter
+ * cannot pin the loop; *next is the cursor to continue from, or 0 when the list is
+ * complete. now_ms decides `overdue`. Returns 0, fn's code, or GL_EINTERNAL. */
+#define STORE_LIST_SKIP 1
 typedef int (*store_case_fn)(void *arg, gl_str raw, const case_record *c);
 int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_t limit,
                int64_t now_ms, uint32_t scan_budget, store_case_fn fn, void *arg,
                uint64_t *next);
+
+/* The older open cases (not resolved, closed, merged or withdrawn) that may be the same
+ * problem as c: same category and grid cell, or, when c has coordinates, same
+ * category and district with coordinates; created at most window_ms before c, oldest
+ * first, at most cap of them. Returns how many were written to out (strings borrow from
+ * the read transaction). */
+uint32_t store_route_candidates(store_reader *r, const case_record *c, int64_t window_ms,
+                                route_candidate *out, uint32_t cap);
 
 /* True when the case is past a deadline it has not met: dispatched and not accepted
  * after accept_by, or not yet resolved after resolve_by. */

@@ -21,6 +21,8 @@ struct writer {
     bool            thread_started;
     size_t          pending;                   /* loop thread only */
     void          (*drained_fn)(void *arg);
+    void          (*batch_fn)(void *arg);
+    void           *batch_arg;
     void           *drained_arg;
     writer_stats    stats;                     /* under lock */
 };
@@ -107,11 +109,15 @@ static void on_async(uv_async_t *h)
     w->done_head = w->done_tail = NULL;
     pthread_mutex_unlock(&w->lock);
 
+    bool any = op != NULL;
     while (op != NULL) {
         writer_op *next = op->next;
         w->pending--;
         op->done(op, op->status);
         op = next;
+    }
+    if (any && w->batch_fn != NULL) {
+        w->batch_fn(w->batch_arg);
     }
     if (w->pending == 0 && w->drained_fn != NULL) {
         void (*fn)(void *) = w->drained_fn;
@@ -174,6 +180,12 @@ void writer_on_drained(writer *w, void (*fn)(void *arg), void *arg)
     }
     w->drained_fn = fn;
     w->drained_arg = arg;
+}
+
+void writer_on_batch(writer *w, void (*fn)(void *arg), void *arg)
+{
+    w->batch_fn = fn;
+    w->batch_arg = arg;
 }
 
 void writer_get_stats(writer *w, writer_stats *out)

@@ -53,6 +53,10 @@ size_t writer_pending(const writer *w);
 /* Calls fn(arg) on the loop thread once nothing is pending (at once if nothing is). */
 void writer_on_drained(writer *w, void (*fn)(void *arg), void *arg);
 
+/* Calls fn(arg) on the loop thread after each round of done callbacks, so that work
+ * that follows commits (routing new cases) runs once per batch, not once per op. */
+void writer_on_batch(writer *w, void (*fn)(void *arg), void *arg);
+
 void writer_get_stats(writer *w, writer_stats *out);
 
 /* Lets the thread finish what is queued, joins it, runs the remaining done callbacks,
