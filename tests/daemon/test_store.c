@@ -430,6 +430,148 @@ static void test_other_schema_version_is_refused_at_open(void **state)
     assert_non_null(strstr(err, "schema 2"));
 }
 
+
+static city *test_city(void)
+{
+    char err[256];
+    city *c = city_new(NULL, err, sizeof err);
+    assert_non_null(c);
+    return c;
+}
+
+static route_decision decision(uint64_t id, uint64_t version, const char *unit)
+{
+    route_decision d;
+    memset(&d, 0, sizeof d);
+    d.id = id;
+    d.version = version;
+    d.unit = gl_str_c(unit);
+    d.reason = gl_str_c("rule");
+    return d;
+}
+
+static int dispatch(store *s, const city *c, const route_decision *d, int64_t now, gl_error *err)
+{
+    store_txn *t = NULL;
+    assert_int_equal(store_write_begin(s, &t), 0);
+    int rc = store_case_dispatch(t, c, d, now, gl_str_c("router"), err);
+    assert_int_equal(store_write_commit(&t), 0);
+    return rc;
+}
+
+static void test_dispatch_moves_the_case_and_sets_deadlines(void **state)
+{
+    fixture *f = *state;
+    city *c = test_city();
+    store_created out;
+    gl_error err;
+    request_create r = fixture_request("k1", "D01", "street_lights", "1");
+    r.urgency = URGENCY_EMERGENCY;
+    assert_int_equal(create(f->s, &r, T0, &out, &err), 0);
+    free(out.data);
+    route_decision d = decision(1, 1, "D01-S01-OFFICE");
+    assert_int_equal(dispatch(f->s, c, &d, T0 + 100, &err), 0);
+
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    case_record cr;
+    read_case(f->s, 1, &cr, &zone);
+    assert_int_equal(cr.state, CASE_DISPATCHED);
+    assert_true(gl_str_eq(cr.unit, "D01-S01-OFFICE"));
+    assert_int_equal(cr.version, 2);
+    const city_sla *cls = &c->sla[c->categories[city_category_find(c, r.category)].sla[URGENCY_EMERGENCY]];
+    assert_int_equal(cr.accept_by, T0 + 100 + cls->accept_ms);
+    assert_int_equal(cr.resolve_by, T0 + 100 + cls->resolve_ms);
+    assert_int_equal(store_last_seq(f->s), 2);
+
+    /* The state and unit indexes follow the change. */
+    id_list l;
+    uint64_t next;
+    request_filter flt = no_filter();
+    flt.state = CASE_REGISTERED;
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 0);
+    flt.state = CASE_DISPATCHED;
+    flt.unit = gl_str_c("D01-S01-OFFICE");
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 1);
+    msgpack_zone_destroy(&zone);
+    city_destroy(&c);
+}
+
+static void test_decision_for_a_case_that_moved_on_is_discarded(void **state)
+{
+    fixture *f = *state;
+    city *c = test_city();
+    store_created out;
+    gl_error err;
+    request_create r = fixture_request("k1", "D01", "street_lights", "1");
+    assert_int_equal(create(f->s, &r, T0, &out, &err), 0);
+    free(out.data);
+    route_decision d = decision(1, 1, "D01-S01-OFFICE");
+    assert_int_equal(dispatch(f->s, c, &d, T0, &err), 0);
+    /* The same decision again (a task given out twice): the case is at version 2. */
+    assert_int_equal(dispatch(f->s, c, &d, T0, &err), GL_ECONFLICT);
+    assert_int_equal(store_last_seq(f->s), 2);      /* no second dispatched event */
+    route_decision unknown = decision(1, 2, "NO-SUCH-UNIT");
+    assert_int_equal(dispatch(f->s, c, &unknown, T0, &err), GL_ECONFLICT);
+    route_decision missing = decision(99, 1, "D01-S01-OFFICE");
+    assert_int_equal(dispatch(f->s, c, &missing, T0, &err), GL_ENOT_FOUND);
+    city_destroy(&c);
+}
+
+static void test_decision_naming_no_unit_is_refused(void **state)
+{
+    fixture *f = *state;
+    city *c = test_city();
+    store_created out;
+    gl_error err;
+    request_create r = fixture_request("k1", "D01", "street_lights", "1");
+    assert_int_equal(create(f->s, &r, T0, &out, &err), 0);
+    free(out.data);
+    route_decision d = decision(1, 1, "NO-SUCH-UNIT");
+    assert_int_equal(dispatch(f->s, c, &d, T0, &err), GL_EINVALID);
+    route_decision self = decision(1, 1, "D01-S01-OFFICE");
+    self.duplicate_of = 1;
+    assert_int_equal(dispatch(f->s, c, &self, T0, &err), GL_EINVALID);
+    city_destroy(&c);
+}
+
+static void test_candidates_are_older_open_cases_of_the_same_category_and_grid(void **state)
+{
+    fixture *f = *state;
+    store_created out;
+    gl_error err;
+    struct { const char *key, *grid, *category; int64_t at; } cases[] = {
+        { "old", "G1", "roads", T0 - 2 * DAY_MS },     /* outside the window */
+        { "a", "G1", "roads", T0 },
+        { "b", "G2", "roads", T0 + 1 },                 /* another grid */
+        { "c", "G1", "sewers", T0 + 2 },                /* another category */
+        { "d", "G1", "roads", T0 + 3 },
+        { "me", "G1", "roads", T0 + 4 },
+        { "later", "G1", "roads", T0 + 5 },             /* newer than the case */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        request_create r = fixture_request(cases[i].key, "D01", cases[i].category, "1");
+        r.location.grid = gl_str_c(cases[i].grid);
+        assert_int_equal(create(f->s, &r, cases[i].at, &out, &err), 0);
+        free(out.data);
+    }
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    case_record me;
+    read_case(f->s, 6, &me, &zone);
+    store_reader *rd = NULL;
+    route_candidate cands[8];
+    assert_int_equal(store_read_begin(f->s, &rd), 0);
+    uint32_t n = store_route_candidates(rd, &me, DAY_MS, cands, 8);
+    store_read_end(&rd);
+    assert_int_equal(n, 2);
+    assert_int_equal(cands[0].id, 2);
+    assert_int_equal(cands[1].id, 5);
+    msgpack_zone_destroy(&zone);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +589,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_holds_the_created_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_cases_and_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_schema_version_is_refused_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_moves_the_case_and_sets_deadlines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decision_for_a_case_that_moved_on_is_discarded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decision_naming_no_unit_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_candidates_are_older_open_cases_of_the_same_category_and_grid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
