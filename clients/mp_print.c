@@ -156,7 +156,8 @@ static void json_str(FILE *f, const char *p, size_t n)
             fprintf(f, "\\u%04" PRIx32, cp);
             break;
         default:
-            if (cp < 0x20 || cp == 0x7f) {
+            if (cp_is_control(cp)) {
+                /* C1 controls too (U+0080-U+009F): U+009B is CSI to a terminal. */
                 fprintf(f, "\\u%04" PRIx32, cp);
             } else if (cp == 0xfffd && len == 1) {
                 fputs(REPLACEMENT, f);
@@ -541,12 +542,9 @@ static void table_push_obj(table *t, const msgpack_object *o)
         snprintf(buf, sizeof(buf), "%" PRId64, o->via.i64);
         table_push_cstr(t, buf);
         break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        snprintf(buf, sizeof(buf), "%g", o->via.f64);
-        table_push_cstr(t, buf);
-        break;
     default:
+        /* Floats too: the shortest form that reads back the same, not "%g", which
+         * keeps 6 digits and moved a longitude of 121.473712 to 121.474. */
         table_push_json(t, o);
         break;
     }

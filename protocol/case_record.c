@@ -107,7 +107,7 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
     rc |= mp_pack_cstr(pk, "channel") | mp_pack_str_or_nil(pk, gl_str_c(case_channel_name(c->channel)));
     rc |= pack_kv_str(pk, "category", c->category);
     rc |= mp_pack_cstr(pk, "urgency") | mp_pack_cstr(pk, case_urgency_name(c->urgency));
-    rc |= mp_pack_cstr(pk, "title") | mp_pack_str(pk, c->title);
+    rc |= mp_pack_cstr(pk, "title") | mp_pack_str_or_nil(pk, c->title);
     rc |= mp_pack_cstr(pk, "description") | mp_pack_str(pk, c->description);
 
     const case_location *l = &c->location;

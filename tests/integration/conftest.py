@@ -27,11 +27,17 @@ def _register(request, d):
     _daemons_by_item.setdefault(request.node.nodeid, []).append(d)
 
 
+# These fixtures serve the suites about registering, reading and keeping cases, so
+# they run the daemon without routing workers: a case stays `registered` and the
+# suites pin the request side alone. The routing suites start their own daemons.
+NO_ROUTERS = ("--routers", "0")
+
+
 @pytest.fixture
 def daemon(request):
     """A fresh daemon on a fresh data folder for one test; stopped with SIGTERM
     (exit code 0 asserted) at the end unless the test stopped or killed it."""
-    d = Daemon()
+    d = Daemon(extra_args=NO_ROUTERS)
     _register(request, d)
     try:
         d.start()
@@ -45,7 +51,7 @@ def daemon(request):
 @pytest.fixture(scope="module")
 def module_daemon(request):
     """One daemon shared by a module's tests; stopped with SIGTERM at the end."""
-    d = Daemon()
+    d = Daemon(extra_args=NO_ROUTERS)
     try:
         d.start()
         yield d
