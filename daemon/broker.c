@@ -16,7 +16,7 @@
 
 #define MAX_FRAMES   8
 #define MAX_IDENTITY 255
-#define MAX_SERVICE  63
+#define MAX_SERVICE  MDP_MAX_SERVICE
 #define TICK_MS      500
 
 typedef struct task task;

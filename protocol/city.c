@@ -35,6 +35,9 @@ extern const char city_default_text[];
 #define CITY_MAX_RETURNS_MAX 100
 #define CITY_DURATION_MAX_S  (366LL * 86400)
 #define CITY_WARN_DEFAULT    0.8
+#define CITY_DUP_WINDOW_MS   (24LL * 3600 * 1000)
+#define CITY_DUP_DISTANCE_M  100.0
+#define CITY_DUP_DIST_MAX_M  100000.0   /* 100 km: "the same spot" means nothing beyond */
 
 typedef struct {
     const char *code;        /* the table's own copy */
@@ -65,7 +68,8 @@ typedef struct {
 } parse_ctx;
 
 static const char *const section_names[] = {
-    "city", "max_returns", "places", "sla", "categories", "units", "routing", NULL
+    "city", "max_returns", "places", "sla", "categories", "units", "routing",
+    "duplicates", NULL
 };
 
 /* The key holding the level below, per level; grids have none. */
@@ -541,6 +545,42 @@ parse_max_returns(parse_ctx *x, const config_setting_t *s)
                     CITY_MAX_RETURNS_MAX);
     }
     x->c->max_returns = (uint32_t)v;
+    return 0;
+}
+
+/* duplicates = { window; distance_m; }: either key left out keeps its default, like
+ * warn_ratio in an SLA class. */
+static int
+parse_duplicates(parse_ctx *x, const config_setting_t *s)
+{
+    static const char *const keys[] = { "window", "distance_m", NULL };
+    const config_setting_t  *m;
+    double                   d;
+
+    if (!config_setting_is_group(s)) {
+        return fail(x, s, "duplicates must be a group { window; distance_m; }");
+    }
+    if (check_keys(x, s, "duplicates", keys) != 0) {
+        return -1;
+    }
+    if (config_setting_get_member(s, "window") != NULL
+        && get_duration(x, s, "duplicates", "window", &x->c->dup_window_ms) != 0) {
+        return -1;
+    }
+    m = config_setting_get_member(s, "distance_m");
+    if (m != NULL) {
+        if (!config_setting_is_number(m)) {
+            return fail(x, m, "duplicates: \"distance_m\" must be a number of metres");
+        }
+        d = config_setting_type(m) == CONFIG_TYPE_FLOAT ? config_setting_get_float(m)
+                                                        : (double)config_setting_get_int64(m);
+        /* Written as a negation so that a NaN is refused too. */
+        if (!(d > 0.0 && d <= CITY_DUP_DIST_MAX_M)) {
+            return fail(x, m, "duplicates: \"distance_m\" must be more than 0 and at most "
+                        "%.0f metres, e.g. 100.0", CITY_DUP_DIST_MAX_M);
+        }
+        x->c->dup_distance_m = d;
+    }
     return 0;
 }
 
@@ -1096,9 +1136,11 @@ check_sections(parse_ctx *x, const config_t *cfg, const char *file)
     return check_keys(x, config_root_setting(cfg), "top level", section_names);
 }
 
-/* The section from the deployment's file if it has it, else the default's. */
+/* The section from the deployment's file if it has it, else the default's; NULL when
+ * neither has it, with an error in x->msg unless the section is optional. */
 static const config_setting_t *
-pick_section(parse_ctx *x, const config_t *def, const config_t *usr, const char *name)
+pick_section(parse_ctx *x, const config_t *def, const config_t *usr, const char *name,
+             bool optional)
 {
     const config_setting_t *s = NULL;
 
@@ -1111,7 +1153,7 @@ pick_section(parse_ctx *x, const config_t *def, const config_t *usr, const char 
     }
     x->file = CITY_BUILTIN;
     s = config_setting_get_member(config_root_setting(def), name);
-    if (s == NULL) {
+    if (s == NULL && !optional) {
         fail(x, NULL, "section \"%s\" is missing", name);
     }
     return s;
@@ -1126,18 +1168,28 @@ parse_all(parse_ctx *x, const config_t *def, const config_t *usr)
     static const struct {
         const char    *name;
         section_parser parse;
+        bool           optional;   /* absent from both files: the parser's defaults */
     } order[] = {
-        { "city", parse_city },         { "max_returns", parse_max_returns },
-        { "places", parse_places },     { "sla", parse_sla },
-        { "categories", parse_categories }, { "units", parse_units },
-        { "routing", parse_routing },
+        { "city", parse_city, false },         { "max_returns", parse_max_returns, false },
+        { "places", parse_places, false },     { "sla", parse_sla, false },
+        { "categories", parse_categories, false }, { "units", parse_units, false },
+        { "routing", parse_routing, false },   { "duplicates", parse_duplicates, true },
     };
     size_t i;
 
+    x->c->dup_window_ms  = CITY_DUP_WINDOW_MS;
+    x->c->dup_distance_m = CITY_DUP_DISTANCE_M;
     for (i = 0; i < sizeof order / sizeof order[0]; i++) {
-        const config_setting_t *s = pick_section(x, def, usr, order[i].name);
+        const config_setting_t *s = pick_section(x, def, usr, order[i].name,
+                                                 order[i].optional);
 
-        if (s == NULL || order[i].parse(x, s) != 0) {
+        if (s == NULL) {
+            if (order[i].optional) {
+                continue;
+            }
+            return -1;
+        }
+        if (order[i].parse(x, s) != 0) {
             return -1;
         }
     }

@@ -1,7 +1,7 @@
 /*
  * city: the city a daemon serves, as data: the place tree (city -> district -> street
  * office -> community -> grid cell), the catalogue of categories, the handling units,
- * the SLA classes and the routing rules.
+ * the SLA classes, the routing rules and what makes two cases duplicates.
  *
  * It is read from a libconfig file. With no file, the built-in default (a small city,
  * default_city.cfg compiled in) is used; a file replaces, section by section, the
@@ -75,6 +75,8 @@ typedef struct city {
     char          *code_prefix;      /* "GL": case codes are GL-YYYYMMDD-NNNNNN */
     int            utc_offset_min;   /* the city's clock, for the date in case codes */
     uint32_t       max_returns;      /* returns before the supervision unit decides */
+    int64_t        dup_window_ms;    /* duplicates: the older case is at most this old */
+    double         dup_distance_m;   /* duplicates: at most this far apart (coordinates) */
     city_place    *places;     size_t n_places;
     city_sla      *sla;        size_t n_sla;
     city_category *categories; size_t n_categories;
