@@ -1,7 +1,7 @@
 /*
  * test_city: the city model: the built-in default, look-ups, location checks, a
- * deployment's file replacing sections, the errors that name file and line, and the
- * catalog.get form.
+ * deployment's file replacing sections, the errors that name file and line, the
+ * duplicates section and the catalog.get form.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -479,6 +479,85 @@ test_invalid_utf8_name_is_refused(void **state)
                    1, "not valid UTF-8");
 }
 
+/* ---- duplicates ------------------------------------------------------------------- */
+
+static void
+test_default_duplicates_are_a_day_and_100_metres(void **state)
+{
+    city *c = load_default();
+
+    assert_int_equal(c->dup_window_ms, 24LL * 3600 * 1000);
+    assert_true(c->dup_distance_m > 99.99 && c->dup_distance_m < 100.01);
+    city_destroy(&c);
+}
+
+static void
+test_user_file_replaces_duplicates(void **state)
+{
+    tmp_cfg t;
+    char    err[512] = "";
+    city   *c;
+
+    /* An integer distance reads as well as a float one. */
+    tmp_cfg_write(&t, "duplicates = { window = \"2h\"; distance_m = 250; };\n");
+    c = city_new(t.path, err, sizeof err);
+    if (c == NULL) {
+        fail_msg("refused: %s", err);
+    }
+    assert_int_equal(c->dup_window_ms, 2LL * 3600 * 1000);
+    assert_true(c->dup_distance_m > 249.99 && c->dup_distance_m < 250.01);
+    assert_int_equal(c->max_returns, 2);
+    city_destroy(&c);
+    tmp_cfg_remove(&t);
+}
+
+static void
+test_duplicates_key_left_out_keeps_its_default(void **state)
+{
+    tmp_cfg t;
+    char    err[512] = "";
+    city   *c;
+
+    tmp_cfg_write(&t, "duplicates = { distance_m = 30.5; };\n");
+    c = city_new(t.path, err, sizeof err);
+    if (c == NULL) {
+        fail_msg("refused: %s", err);
+    }
+    assert_int_equal(c->dup_window_ms, 24LL * 3600 * 1000);
+    assert_true(c->dup_distance_m > 30.49 && c->dup_distance_m < 30.51);
+    city_destroy(&c);
+    tmp_cfg_remove(&t);
+
+    tmp_cfg_write(&t, "duplicates = { window = 600; };\n");
+    c = city_new(t.path, err, sizeof err);
+    if (c == NULL) {
+        fail_msg("refused: %s", err);
+    }
+    assert_int_equal(c->dup_window_ms, 600LL * 1000);
+    assert_true(c->dup_distance_m > 99.99 && c->dup_distance_m < 100.01);
+    city_destroy(&c);
+    tmp_cfg_remove(&t);
+}
+
+static void
+test_bad_duplicates_are_refused(void **state)
+{
+    expect_refused("max_returns = 2;\nduplicates = {\n  distance_m = 0;\n};\n",
+                   3, "duplicates: \"distance_m\" must be more than 0");
+    expect_refused("duplicates = { window = \"1h\";\n  distance_m = -12.5; };\n",
+                   2, "\"distance_m\" must be more than 0");
+    expect_refused("duplicates = { distance_m = 100001; };\n", 1, "at most 100000");
+    expect_refused("duplicates = {\n  distance_m = \"100m\"; };\n",
+                   2, "\"distance_m\" must be a number");
+    expect_refused("duplicates = {\n  window = \"2w\"; };\n",
+                   2, "duplicates: \"window\" is \"2w\"");
+    expect_refused("duplicates = { window = 0; };\n", 1, "\"window\" must be more than zero");
+    expect_refused("duplicates = {\n  window = \"1h\";\n  radius = 50; };\n",
+                   3, "duplicates: unknown key \"radius\"");
+    expect_refused("max_returns = 1;\nduplicates = 100;\n", 2, "duplicates must be a group");
+    expect_refused("duplicate = { window = \"1h\"; };\n", 1, "unknown key \"duplicate\"");
+}
+
 /* ---- catalog.get ------------------------------------------------------------------ */
 
 static const msgpack_object *
@@ -617,6 +696,10 @@ main(void)
         cmocka_unit_test(test_wrong_type_and_missing_key_are_refused),
         cmocka_unit_test(test_units_without_supervision_are_refused),
         cmocka_unit_test(test_invalid_utf8_name_is_refused),
+        cmocka_unit_test(test_default_duplicates_are_a_day_and_100_metres),
+        cmocka_unit_test(test_user_file_replaces_duplicates),
+        cmocka_unit_test(test_duplicates_key_left_out_keeps_its_default),
+        cmocka_unit_test(test_bad_duplicates_are_refused),
         cmocka_unit_test(test_catalog_packs_categories_units_places_and_sla),
         cmocka_unit_test(test_destroy_twice_is_safe),
     };
