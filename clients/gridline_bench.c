@@ -70,10 +70,17 @@ static const char usage_text[] =
     "  -t, --timeout MS     wait this long for the first catalog.get, and after S seconds\n"
     "                       for replies still due (default 5000); those that do not\n"
     "                       come count as 'timeout'\n"
+    "  -d, --dispatch-sample N\n"
+    "                       after the run, read the history of N acknowledged cases\n"
+    "                       (spread over the run) and report how long each took from\n"
+    "                       created to dispatched, by the daemon's clock (default 500;\n"
+    "                       0: skip). Cases not dispatched within 10 s count as\n"
+    "                       undispatched\n"
     "  -h, --help           show this help\n"
     "\n"
     "The last line is for scripts:\n"
     "  bench: creates=N reads=N seconds=S rate=R/s p50_ms=X p99_ms=X max_ms=X errors=N\n"
+    "         dispatch_p50_ms=X dispatch_p99_ms=X undispatched=N   (one line)\n"
     "Exit status: 0 when the daemon acknowledged at least one create, 1 otherwise,\n"
     "2 bad usage.\n";
 
@@ -89,6 +96,7 @@ typedef struct {
     double      rate;
     int         mix_reads;
     int         timeout_ms;
+    int         dispatch_sample;
     /* From the catalogue. */
     char       *category, *district, *street, *community, *grid;
     char        run_id[GL_CLIENT_REQUEST_ID_LEN + 1];
@@ -116,8 +124,17 @@ typedef struct {
     uint64_t            creates, reads;
     uint64_t            errors[ERR_COUNT];
     int64_t             last_reply_ns;
+    uint64_t            sample_ids[KNOWN_IDS];  /* created case ids, one every `stride` */
+    size_t              n_sample_ids;
     char                setup_error[256];
 } worker;
+
+/* Created-to-dispatched times of a sample of cases, by the daemon's clock. */
+typedef struct {
+    sample_list lat;            /* ms, as ns for percentile_ms */
+    uint64_t    undispatched;
+    bool        ran;
+} dispatch_result;
 
 static int64_t now_ns(void)
 {
@@ -379,6 +396,10 @@ static int take_reply(run_state *st, int timeout_ms)
         st->oom |= sample_add(&st->w->create_lat, (uint64_t)(now - s->started_ns)) != 0;
         if (id != 0) {
             st->known[st->n_known++ % KNOWN_IDS] = id;
+            /* Every 16th id, so the sample spreads over the whole run. */
+            if (st->w->creates % 16 == 1 && st->w->n_sample_ids < KNOWN_IDS) {
+                st->w->sample_ids[st->w->n_sample_ids++] = id;
+            }
         }
         st->w->last_reply_ns = now;
     }
@@ -515,6 +536,118 @@ done:
     return NULL;
 }
 
+/* ---- dispatch latency ---- */
+
+/* The `at` of the first event of type `type` in a case.get history reply, or -1. */
+static int64_t event_at(const msgpack_object *history, const char *type)
+{
+    if (history == NULL || history->type != MSGPACK_OBJECT_ARRAY) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < history->via.array.size; i++) {
+        const msgpack_object *e = &history->via.array.ptr[i];
+        const msgpack_object *t = mp_map_get(e, "type"), *at = mp_map_get(e, "at");
+        if (t != NULL && t->type == MSGPACK_OBJECT_STR && at != NULL
+            && at->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+            && gl_str_eq(gl_str_of(t->via.str.ptr, t->via.str.size), type)) {
+            return (int64_t)at->via.u64;
+        }
+    }
+    return -1;
+}
+
+/* Reads case id's history; sets *ms to created->dispatched, or returns 1 when the case
+ * is not dispatched yet, -1 on error. */
+static int dispatch_time(gl_client *c, uint64_t id, int timeout_ms, int64_t *ms)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    gl_error        err;
+    char           *buf = NULL;
+    size_t          len = 0;
+    int             rc;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    mp_pack_cstr(&pk, "id");
+    msgpack_pack_uint64(&pk, id);
+    mp_pack_cstr(&pk, "history");
+    msgpack_pack_true(&pk);
+    rc = gl_client_call(c, "case.get", sb.data, sb.size, timeout_ms, &buf, &len, &err);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0) {
+        free(buf);
+        return -1;
+    }
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    rc = -1;
+    if (msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *h = mp_map_get(&u.data, "history");
+        int64_t created = event_at(h, "created"), dispatched = event_at(h, "dispatched");
+        if (created >= 0 && dispatched >= 0) {
+            *ms = dispatched - created;
+            rc = 0;
+        } else if (created >= 0) {
+            rc = 1;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    free(buf);
+    return rc;
+}
+
+static void measure_dispatch(const bench_config *cfg, const worker *workers,
+                             dispatch_result *out)
+{
+    size_t total = 0;
+    memset(out, 0, sizeof *out);
+    if (cfg->dispatch_sample <= 0) {
+        return;
+    }
+    for (int i = 0; i < cfg->clients; i++) {
+        total += workers[i].n_sample_ids;
+    }
+    if (total == 0) {
+        return;
+    }
+    char err[256];
+    gl_client *c = gl_client_new(cfg->endpoint, err, sizeof err);
+    if (c == NULL) {
+        fprintf(stderr, "gridline-bench: %s\n", err);
+        return;
+    }
+    out->ran = true;
+    size_t want = (size_t)cfg->dispatch_sample < total ? (size_t)cfg->dispatch_sample : total;
+    int64_t give_up = now_ns() + 10LL * 1000000000;
+    for (size_t k = 0; k < want; k++) {
+        /* Evenly over all the ids the threads kept. */
+        size_t pos = k * total / want, w = 0;
+        while (pos >= workers[w].n_sample_ids) {
+            pos -= workers[w].n_sample_ids;
+            w++;
+        }
+        uint64_t id = workers[w].sample_ids[pos];
+        int64_t ms = 0;
+        int rc;
+        while ((rc = dispatch_time(c, id, cfg->timeout_ms, &ms)) == 1 && now_ns() < give_up) {
+            struct timespec pause = { 0, 20000000 };
+            nanosleep(&pause, NULL);
+        }
+        if (rc == 0) {
+            sample_add(&out->lat, (uint64_t)(ms < 0 ? 0 : ms) * 1000000);
+        } else {
+            out->undispatched++;
+        }
+    }
+    gl_client_destroy(&c);
+    if (out->lat.n > 0) {
+        qsort(out->lat.v, out->lat.n, sizeof(*out->lat.v), cmp_u64);
+    }
+}
+
 /* ---- the report ---- */
 
 static const char *error_name(int i)
@@ -550,7 +683,8 @@ static int merge_samples(sample_list *all, const sample_list *part)
 
 /* Prints the totals and the machine-readable last line. Returns 0, or -1 when nothing
  * was acknowledged or stdout failed. */
-static int report(const bench_config *cfg, worker *workers, int64_t start, int64_t stopped)
+static int report(const bench_config *cfg, worker *workers, int64_t start, int64_t stopped,
+                  const dispatch_result *d)
 {
     sample_list creates = { 0 }, reads = { 0 };
     uint64_t    errors[ERR_COUNT] = { 0 };
@@ -598,6 +732,12 @@ static int report(const bench_config *cfg, worker *workers, int64_t start, int64
         printf("read latency ms: p50 %.3f  p99 %.3f  max %.3f\n", percentile_ms(&reads, 0.50),
                percentile_ms(&reads, 0.99), reads.n > 0 ? (double)reads.v[reads.n - 1] / 1e6 : 0.0);
     }
+    if (d->ran) {
+        printf("created to dispatched ms (sample of %zu, daemon clock): p50 %.0f  p99 %.0f  "
+               "max %.0f; not dispatched within 10 s: %" PRIu64 "\n", d->lat.n,
+               percentile_ms(&d->lat, 0.50), percentile_ms(&d->lat, 0.99),
+               d->lat.n > 0 ? (double)d->lat.v[d->lat.n - 1] / 1e6 : 0.0, d->undispatched);
+    }
     printf("errors: %" PRIu64, n_errors);
     for (int e = 1; e < ERR_COUNT; e++) {
         if (errors[e] > 0) {
@@ -606,10 +746,15 @@ static int report(const bench_config *cfg, worker *workers, int64_t start, int64
     }
     putchar('\n');
     printf("bench: creates=%" PRIu64 " reads=%" PRIu64 " seconds=%.3f rate=%.1f/s p50_ms=%.3f "
-           "p99_ms=%.3f max_ms=%.3f errors=%" PRIu64 "\n",
+           "p99_ms=%.3f max_ms=%.3f errors=%" PRIu64,
            n_creates, n_reads, seconds, (double)n_creates / seconds,
            percentile_ms(&creates, 0.50), percentile_ms(&creates, 0.99),
            creates.n > 0 ? (double)creates.v[creates.n - 1] / 1e6 : 0.0, n_errors);
+    if (d->ran) {
+        printf(" dispatch_p50_ms=%.0f dispatch_p99_ms=%.0f undispatched=%" PRIu64,
+               percentile_ms(&d->lat, 0.50), percentile_ms(&d->lat, 0.99), d->undispatched);
+    }
+    putchar('\n');
     rc = fflush(stdout) == 0 && n_creates > 0 ? 0 : -1;
 done:
     free(creates.v);
@@ -668,6 +813,7 @@ int main(int argc, char **argv)
         { "rate", required_argument, NULL, 'r' },
         { "mix-reads", required_argument, NULL, 'm' },
         { "timeout", required_argument, NULL, 't' },
+        { "dispatch-sample", required_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -680,6 +826,7 @@ int main(int argc, char **argv)
         .rate = 0,
         .mix_reads = 0,
         .timeout_ms = 5000,
+        .dispatch_sample = 500,
     };
     worker            *workers = NULL;
     pthread_t         *threads = NULL;
@@ -692,7 +839,7 @@ int main(int argc, char **argv)
     int                rc = EXIT_FAILED;
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":e:c:w:s:r:m:t:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":e:c:w:s:r:m:t:d:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'e':
             cfg.endpoint = optarg;
@@ -726,6 +873,11 @@ int main(int argc, char **argv)
         case 't':
             if (!parse_whole(optarg, 1, 3600000, &cfg.timeout_ms)) {
                 return usage_error("--timeout wants milliseconds; got '%s'", optarg);
+            }
+            break;
+        case 'd':
+            if (!parse_whole(optarg, 0, 100000, &cfg.dispatch_sample)) {
+                return usage_error("--dispatch-sample wants 0-100000; got '%s'", optarg);
             }
             break;
         case 'h':
@@ -803,9 +955,12 @@ int main(int argc, char **argv)
     if (stop_requested) {
         fprintf(stderr, "gridline-bench: stopped early\n");
     }
-    if (report(&cfg, workers, start, stopped) == 0) {
+    dispatch_result dr;
+    measure_dispatch(&cfg, workers, &dr);
+    if (report(&cfg, workers, start, stopped, &dr) == 0) {
         rc = 0;
     }
+    free(dr.lat.v);
 done:
     if (barrier_ready) {
         pthread_barrier_destroy(&barrier);

@@ -325,6 +325,8 @@ static size_t index_key_time(unsigned char *out, int64_t at, uint64_t id)
 typedef struct {
     unsigned char key[INDEX_KEYS_MAX][INDEX_KEY_CAP];
     size_t        len[INDEX_KEYS_MAX];
+    unsigned char val[INDEX_KEYS_MAX][16];   /* duplicate keys: lat, lon */
+    size_t        vlen[INDEX_KEYS_MAX];
     size_t        n;
 } index_keys;
 
@@ -334,7 +336,23 @@ static void keys_add_str(index_keys *k, int tag, gl_str value, uint64_t id)
         return;
     }
     k->len[k->n] = index_key(k->key[k->n], tag, value, id);
+    k->vlen[k->n] = 0;
     k->n++;
+}
+
+static void put_double(unsigned char *out, double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    mp_put_be64(out, bits);
+}
+
+static double get_double(const unsigned char *in)
+{
+    uint64_t bits = mp_get_be64(in);
+    double d;
+    memcpy(&d, &bits, 8);
+    return d;
 }
 
 /* A duplicate-candidate key: tag, category, NUL, place, NUL, created_at, id. Scanned
@@ -356,15 +374,27 @@ static size_t dup_key(unsigned char *out, int tag, gl_str category, gl_str place
     return n + 8;
 }
 
-static void keys_add_dup(index_keys *k, int tag, gl_str category, gl_str place, int64_t at,
-                         uint64_t id)
+/* The value carries the coordinates, so candidates are found without reading cases. */
+static void keys_add_dup(index_keys *k, int tag, const case_record *c, gl_str place)
 {
-    if (category.n == 0 || category.n > REQUEST_MAX_CODE || place.n == 0
+    if (c->category.n == 0 || c->category.n > REQUEST_MAX_CODE || place.n == 0
         || place.n > REQUEST_MAX_CODE || k->n == INDEX_KEYS_MAX) {
         return;
     }
-    k->len[k->n] = dup_key(k->key[k->n], tag, category, place, at, id);
+    k->len[k->n] = dup_key(k->key[k->n], tag, c->category, place, c->created_at, c->id);
+    k->vlen[k->n] = 0;
+    if (c->location.has_coords) {
+        put_double(k->val[k->n], c->location.lat);
+        put_double(k->val[k->n] + 8, c->location.lon);
+        k->vlen[k->n] = 16;
+    }
     k->n++;
+}
+
+static bool case_is_open(case_state st)
+{
+    return st == CASE_REGISTERED || st == CASE_DISPATCHED || st == CASE_ACCEPTED
+           || st == CASE_RETURNED;
 }
 
 /* Every index entry of a case; the created-time key comes last (see index_put_all). */
@@ -383,11 +413,16 @@ static void index_keys_of(const case_record *c, index_keys *k)
     keys_add_str(k, TAG_GRID, c->location.grid, c->id);
     keys_add_str(k, TAG_CATEGORY, c->category, c->id);
     keys_add_str(k, TAG_PHONE, c->reporter_phone, c->id);
-    keys_add_dup(k, TAG_DUP_GRID, c->category, c->location.grid, c->created_at, c->id);
-    if (c->location.has_coords) {
-        keys_add_dup(k, TAG_DUP_NEAR, c->category, c->location.district, c->created_at, c->id);
+    /* Only open cases that are not themselves duplicates can be the case a new report
+     * duplicates: the rest leave these two indexes, so a scan of them reads no case. */
+    if (case_is_open(c->state) && c->duplicate_of == 0) {
+        keys_add_dup(k, TAG_DUP_GRID, c, c->location.grid);
+        if (c->location.has_coords) {
+            keys_add_dup(k, TAG_DUP_NEAR, c, c->location.district);
+        }
     }
     k->len[k->n] = index_key_time(k->key[k->n], c->created_at, c->id);
+    k->vlen[k->n] = 0;
     k->n++;
 }
 
@@ -401,9 +436,9 @@ static bool keys_has(const index_keys *k, const unsigned char *key, size_t len)
     return false;
 }
 
-static int index_put(store_txn *t, const unsigned char *key, size_t n, unsigned flags)
+static int index_put(store_txn *t, const index_keys *ks, size_t i, unsigned flags)
 {
-    MDB_val k = val_of(key, n), v = val_of("", 0);
+    MDB_val k = val_of(ks->key[i], ks->len[i]), v = val_of(ks->val[i], ks->vlen[i]);
     int rc = mdb_put(t->txn, t->s->index, &k, &v, flags);
     return rc == 0 ? 0 : lmdb_code(rc);
 }
@@ -415,7 +450,7 @@ static int index_add_case(store_txn *t, const case_record *c)
     index_keys k;
     index_keys_of(c, &k);
     for (size_t i = 0; i < k.n; i++) {
-        int rc = index_put(t, k.key[i], k.len[i], i + 1 == k.n ? MDB_APPEND : 0);
+        int rc = index_put(t, &k, i, i + 1 == k.n ? MDB_APPEND : 0);
         if (rc != 0) {
             return rc;
         }
@@ -444,7 +479,7 @@ static int index_update_case(store_txn *t, const case_record *old, const case_re
     }
     for (size_t i = 0; i < kn->n && rc == 0; i++) {
         if (!keys_has(ko, kn->key[i], kn->len[i])) {
-            rc = index_put(t, kn->key[i], kn->len[i], 0);
+            rc = index_put(t, kn, i, 0);
         }
     }
     free(ko);
@@ -867,12 +902,6 @@ int store_read_history(store_reader *r, uint64_t id, store_event_fn fn, void *ar
     return out;
 }
 
-static bool case_is_open(case_state st)
-{
-    return st == CASE_REGISTERED || st == CASE_DISPATCHED || st == CASE_ACCEPTED
-           || st == CASE_RETURNED;
-}
-
 static bool have_candidate(const route_candidate *out, uint32_t n, uint64_t id)
 {
     for (uint32_t i = 0; i < n; i++) {
@@ -884,7 +913,8 @@ static bool have_candidate(const route_candidate *out, uint32_t n, uint64_t id)
 }
 
 /* Scans one duplicate index (tag, category, place) from c's created_at - window up to
- * c itself, adding the open cases found. */
+ * c itself. Everything in these indexes is an open case that duplicates nothing, so
+ * the entry alone (key: created_at and id; value: coordinates) makes the candidate. */
 static uint32_t scan_candidates(store_reader *r, int tag, const case_record *c, gl_str place,
                                 int64_t window_ms, route_candidate *out, uint32_t n,
                                 uint32_t cap)
@@ -899,32 +929,28 @@ static uint32_t scan_candidates(store_reader *r, int tag, const case_record *c, 
     size_t klen = dup_key(kb, tag, c->category, place, c->created_at - window_ms, 0);
     size_t prefix = klen - 16;
     k = val_of(kb, klen);
-    /* Bounded: candidates beyond cap, or more than this many entries, are not looked at. */
-    uint32_t examined = 0;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && n < cap && examined++ < 4 * ROUTE_MAX_CANDIDATES) {
-        if (k.mv_size != prefix + 16 || memcmp(k.mv_data, kb, prefix) != 0) {
+    while (rc == 0 && n < cap) {
+        const unsigned char *key = k.mv_data;
+        if (k.mv_size != prefix + 16 || memcmp(key, kb, prefix) != 0) {
             break;
         }
-        uint64_t id = mp_get_be64((const unsigned char *)k.mv_data + prefix + 8);
+        uint64_t id = mp_get_be64(key + prefix + 8);
         if (id >= c->id) {
             break;   /* only older cases; created_at grows with id */
         }
-        gl_str raw;
-        msgpack_object o;
-        case_record cand;
-        if (!have_candidate(out, n, id) && store_read_case(r, id, &raw) == 0
-            && mp_unpack(raw.p, raw.n, &r->zone, &o) == 0 && case_record_unpack(&o, &cand) == 0
-            && case_is_open(cand.state)) {
+        if (!have_candidate(out, n, id)) {
             route_candidate *x = &out[n++];
-            x->id = cand.id;
-            x->category = cand.category;
-            x->grid = cand.location.grid;
-            x->has_coords = cand.location.has_coords;
-            x->lat = cand.location.lat;
-            x->lon = cand.location.lon;
-            x->created_at = cand.created_at;
-            x->duplicate_of = cand.duplicate_of;
+            memset(x, 0, sizeof *x);
+            x->id = id;
+            x->category = c->category;
+            x->grid = tag == TAG_DUP_GRID ? place : GL_STR_NULL;
+            x->created_at = (int64_t)(mp_get_be64(key + prefix) ^ (1ULL << 63));
+            if (v.mv_size == 16) {
+                x->has_coords = true;
+                x->lat = get_double(v.mv_data);
+                x->lon = get_double((const unsigned char *)v.mv_data + 8);
+            }
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
@@ -935,7 +961,11 @@ static uint32_t scan_candidates(store_reader *r, int tag, const case_record *c, 
 uint32_t store_route_candidates(store_reader *r, const case_record *c, int64_t window_ms,
                                 route_candidate *out, uint32_t cap)
 {
-    uint32_t n = scan_candidates(r, TAG_DUP_GRID, c, c->location.grid, window_ms, out, 0, cap);
+    /* In the same cell the oldest open case is the one a report joins, so a few of the
+     * oldest are enough; by distance, more are needed to find those within reach. */
+    uint32_t grid_cap = cap < ROUTE_GRID_CANDIDATES ? cap : ROUTE_GRID_CANDIDATES;
+    uint32_t n = scan_candidates(r, TAG_DUP_GRID, c, c->location.grid, window_ms, out, 0,
+                                 grid_cap);
     if (c->location.has_coords) {
         n = scan_candidates(r, TAG_DUP_NEAR, c, c->location.district, window_ms, out, n, cap);
     }

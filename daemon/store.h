@@ -135,11 +135,11 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
                int64_t now_ms, uint32_t scan_budget, store_case_fn fn, void *arg,
                uint64_t *next);
 
-/* The older open cases (not resolved, closed, merged or withdrawn) that may be the same
- * problem as c: same category and grid cell, or, when c has coordinates, same
- * category and district with coordinates; created at most window_ms before c, oldest
- * first, at most cap of them. Returns how many were written to out (strings borrow from
- * the read transaction). */
+/* The older cases that may be the same problem as c: open (not resolved, closed,
+ * merged or withdrawn), not themselves duplicates, of the same category, and in the same
+ * grid cell or, when c has coordinates, with coordinates in the same district; created
+ * at most window_ms before c; oldest first, at most cap. Returns how many were written to
+ * out (strings borrow from c and the read transaction). */
 uint32_t store_route_candidates(store_reader *r, const case_record *c, int64_t window_ms,
                                 route_candidate *out, uint32_t cap);
 

@@ -187,7 +187,7 @@ static double obj_double(const msgpack_object *o)
     return (double)obj_int(o);
 }
 
-static bool key_is(const msgpack_object *k, const char *s)
+static inline bool key_is(const msgpack_object *k, const char *s)
 {
     return k->type == MSGPACK_OBJECT_STR && gl_str_eq(obj_str(k), s);
 }

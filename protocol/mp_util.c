@@ -11,12 +11,6 @@ gl_str gl_str_c(const char *s)
     return gl_str_of(s, strlen(s));
 }
 
-bool gl_str_eq(gl_str a, const char *s)
-{
-    size_t n = strlen(s);
-    return a.n == n && (n == 0 || memcmp(a.p, s, n) == 0);
-}
-
 bool gl_str_eq2(gl_str a, gl_str b)
 {
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
@@ -44,11 +38,6 @@ int mp_pack_str(msgpack_packer *pk, gl_str s)
         return -1;
     }
     return msgpack_pack_str_body(pk, s.p, s.n) != 0 ? -1 : 0;
-}
-
-int mp_pack_cstr(msgpack_packer *pk, const char *s)
-{
-    return mp_pack_str(pk, gl_str_c(s));
 }
 
 int mp_pack_str_or_nil(msgpack_packer *pk, gl_str s)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A borrowed run of bytes (not NUL-terminated). Its owner is whoever owns the buffer it
  * points into: a received message, an LMDB page inside a transaction, a config. */
@@ -21,16 +22,31 @@ typedef struct {
 
 static inline gl_str gl_str_of(const char *p, size_t n) { return (gl_str){ p, (uint32_t)n }; }
 gl_str gl_str_c(const char *s);                      /* from a C string; NULL -> empty */
-bool   gl_str_eq(gl_str a, const char *s);           /* equal to a C string */
 bool   gl_str_eq2(gl_str a, gl_str b);
+
+/* Equal to a C string. Inline so that, for a literal, strlen folds to a constant: the
+ * codecs compare every key of every map this way. */
+static inline bool gl_str_eq(gl_str a, const char *s)
+{
+    size_t n = strlen(s);
+    return a.n == n && (n == 0 || memcmp(a.p, s, n) == 0);
+}
 
 /* The value under key in a MessagePack map, or NULL if o is not a map or has no such
  * string key. */
 const msgpack_object *mp_map_get(const msgpack_object *o, const char *key);
 
 /* Pack helpers; each returns 0 or -1 when the packer's writer failed. */
-int mp_pack_cstr(msgpack_packer *pk, const char *s);
 int mp_pack_str(msgpack_packer *pk, gl_str s);
+/* A C string; inline for the same reason as gl_str_eq (keys are literals). */
+static inline int mp_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    if (msgpack_pack_str(pk, n) != 0) {
+        return -1;
+    }
+    return msgpack_pack_str_body(pk, s, n) != 0 ? -1 : 0;
+}
 /* A string, or nil when s is empty. */
 int mp_pack_str_or_nil(msgpack_packer *pk, gl_str s);
 

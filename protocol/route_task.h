@@ -9,10 +9,10 @@
  * CANDIDATE: an older open case of the same category that may be the same problem:
  *   { "id", "category", "grid" (or nil), "lat", "lon" (or nil), "created_at",
  *     "duplicate_of" (or nil) }
- *   The daemon sends the open cases of the same category in the same grid cell, and
- *   (when the case has coordinates) those with coordinates in the same district,
- *   created within the city's duplicate window, oldest first, at most
- *   ROUTE_MAX_CANDIDATES.
+ *   The daemon sends the open cases that are not themselves duplicates, of the same
+ *   category, created within the city's duplicate window, oldest first: the oldest
+ *   ROUTE_GRID_CANDIDATES in the same grid cell, then (when the case has coordinates)
+ *   those with coordinates in the same district, ROUTE_MAX_CANDIDATES in all.
  *
  * Decisions (the REPLY body), a map:
  *   "decisions": [ { "id", "version" (the case version decided on), "unit" (a unit
@@ -35,6 +35,7 @@
 #define ROUTE_SERVICE        "gridline.route"
 #define ROUTE_MAX_ITEMS      1024   /* cases in one task */
 #define ROUTE_MAX_CANDIDATES 32     /* candidates per case */
+#define ROUTE_GRID_CANDIDATES 4     /* of which from the same grid cell */
 
 typedef struct {
     uint64_t id;
