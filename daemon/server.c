@@ -52,16 +52,19 @@ struct server {
     size_t           catalog_len;
 };
 
+/* A write on its way through the writer: a create or an action. */
 typedef struct {
     writer_op      op;
     server        *srv;
     reply_to       to;
-    request_create req;
+    bool           is_create;
+    request_create create;
+    request_act    act;
     int            rc;
     gl_error       err;
     store_created  created;
-    char           body[];           /* the request body: req's strings point here */
-} create_op;
+    char           body[];           /* the request body: the requests' strings point here */
+} write_op;
 
 static int64_t now_ms(void)
 {
@@ -131,46 +134,52 @@ static void pack_raw(server *s, gl_str raw)
     msgpack_sbuffer_write(&s->out, raw.p, raw.n);
 }
 
-/* --- case.create --- */
+/* --- case.create and case.act --- */
 
-static int create_apply(writer_op *op, store_txn *txn)
+static int write_apply(writer_op *op, store_txn *txn)
 {
-    create_op *c = (create_op *)op;
-    c->rc = store_case_create(txn, gl_str_c(DEV_SENDER), &c->req, now_ms(), &c->created,
-                              &c->err);
-    if (c->rc == GL_ECONFLICT) {
+    write_op *w = (write_op *)op;
+    if (w->is_create) {
+        w->rc = store_case_create(txn, gl_str_c(DEV_SENDER), &w->create, now_ms(), &w->created,
+                                  &w->err);
+    } else {
+        w->rc = store_case_act(txn, w->srv->city, &w->act, gl_str_c(DEV_SENDER), now_ms(),
+                               &w->created, &w->err);
+    }
+    if (w->rc == GL_ECONFLICT || w->rc == GL_ENOT_FOUND || w->rc == GL_EINVALID) {
         return 0;   /* the request's own refusal; the batch goes on */
     }
-    return c->rc;
+    return w->rc;
 }
 
-static void create_done(writer_op *op, int status)
+static void write_done(writer_op *op, int status)
 {
-    create_op *c = (create_op *)op;
-    server *s = c->srv;
-    if (status != 0 && c->rc == 0) {
+    write_op *w = (write_op *)op;
+    server *s = w->srv;
+    if (status != 0 && w->rc == 0) {
         /* The batch did not commit: nothing of this request was written. */
-        gl_error_set(&c->err, status, NULL, "the store could not commit the case (%s); "
-                     "nothing was stored: retry with the same request_id",
-                     gl_error_name(status));
-        c->rc = status;
-    } else if (status != 0 && c->err.code == 0) {
-        gl_error_set(&c->err, status, NULL, "the store could not commit the case; retry "
-                     "with the same request_id");
+        gl_error_set(&w->err, status, NULL, "the store could not commit (%s); nothing was "
+                     "stored: retry%s", gl_error_name(status),
+                     w->is_create ? " with the same request_id" : "");
+        w->rc = status;
+    } else if (status != 0 && w->err.code == 0) {
+        gl_error_set(&w->err, status, NULL, "the store could not commit; retry");
     }
-    if (c->rc != 0) {
-        reply_error(s, &c->to, &c->err);
+    if (w->rc != 0) {
+        reply_error(s, &w->to, &w->err);
     } else {
         msgpack_packer pk;
-        reply_begin(s, &c->to, &pk, 2);
+        reply_begin(s, &w->to, &pk, w->is_create ? 2 : 1);
         mp_pack_cstr(&pk, "case");
-        pack_raw(s, gl_str_of(c->created.data, c->created.len));
-        mp_pack_cstr(&pk, "replayed");
-        c->created.replayed ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-        reply_finish(s, &c->to, &pk);
+        pack_raw(s, gl_str_of(w->created.data, w->created.len));
+        if (w->is_create) {
+            mp_pack_cstr(&pk, "replayed");
+            w->created.replayed ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+        }
+        reply_finish(s, &w->to, &pk);
     }
-    free(c->created.data);
-    free(c);
+    free(w->created.data);
+    free(w);
     if (s->watch != NULL) {
         zwatch_kick(s->watch);
     }
@@ -188,48 +197,87 @@ static int unpack_body(server *s, const char *p, size_t n, msgpack_object *o, gl
     return 0;
 }
 
-static void handle_create(server *s, const reply_to *to, gl_str body)
+/* Copies the body into a new write_op (the request's strings will point into the copy)
+ * and unpacks it there. Returns NULL after replying when it cannot. */
+static write_op *write_op_new(server *s, const reply_to *to, gl_str body, msgpack_object *o)
 {
     gl_error err;
     gl_error_clear(&err);
     if (writer_pending(s->writer) >= s->opt.max_pending) {
-        reply_fail(s, to, GL_EOVERLOADED, NULL, "too many writes in flight; retry shortly "
-                   "with the same request_id");
-        return;
+        reply_fail(s, to, GL_EOVERLOADED, NULL, "too many writes in flight; retry shortly");
+        return NULL;
     }
-    create_op *c = calloc(1, sizeof *c + body.n);
-    if (c == NULL) {
+    write_op *w = calloc(1, sizeof *w + body.n);
+    if (w == NULL) {
         reply_fail(s, to, GL_EOVERLOADED, NULL, "out of memory; retry shortly");
+        return NULL;
+    }
+    memcpy(w->body, body.p, body.n);
+    if (unpack_body(s, w->body, body.n, o, &err) != 0) {
+        reply_error(s, to, &err);
+        free(w);
+        return NULL;
+    }
+    w->op.apply = write_apply;
+    w->op.done = write_done;
+    w->srv = s;
+    w->to = *to;
+    return w;
+}
+
+static void write_submit(server *s, write_op *w)
+{
+    if (writer_submit(s->writer, &w->op) != 0) {
+        reply_fail(s, &w->to, GL_EUNAVAILABLE, NULL, "the daemon is stopping; retry when it "
+                   "is back");
+        free(w);
+    }
+}
+
+static void handle_create(server *s, const reply_to *to, gl_str body)
+{
+    gl_error err;
+    msgpack_object o;
+    write_op *w = write_op_new(s, to, body, &o);
+    if (w == NULL) {
         return;
     }
-    memcpy(c->body, body.p, body.n);
-    msgpack_object o;
-    if (unpack_body(s, c->body, body.n, &o, &err) != 0
-        || request_parse_create(&o, now_ms(), &c->req, &err) != 0) {
+    gl_error_clear(&err);
+    w->is_create = true;
+    if (request_parse_create(&o, now_ms(), &w->create, &err) != 0) {
         goto refuse;
     }
-    if (c->req.category.n > 0 && city_category_find(s->city, c->req.category) < 0) {
+    if (w->create.category.n > 0 && city_category_find(s->city, w->create.category) < 0) {
         gl_error_set(&err, GL_EINVALID, "category", "unknown category \"%.*s\": catalog.get "
-                     "lists the codes", (int)c->req.category.n, c->req.category.p);
+                     "lists the codes", (int)w->create.category.n, w->create.category.p);
         goto refuse;
     }
-    if (city_location_check(s->city, &c->req.location, &err) != 0) {
+    if (city_location_check(s->city, &w->create.location, &err) != 0) {
         goto refuse;
     }
-    c->op.apply = create_apply;
-    c->op.done = create_done;
-    c->srv = s;
-    c->to = *to;
-    if (writer_submit(s->writer, &c->op) != 0) {
-        gl_error_set(&err, GL_EUNAVAILABLE, NULL, "the daemon is stopping; retry with the "
-                     "same request_id when it is back");
-        goto refuse;
-    }
+    write_submit(s, w);
     return;
 
 refuse:
     reply_error(s, to, &err);
-    free(c);
+    free(w);
+}
+
+static void handle_act(server *s, const reply_to *to, gl_str body)
+{
+    gl_error err;
+    msgpack_object o;
+    write_op *w = write_op_new(s, to, body, &o);
+    if (w == NULL) {
+        return;
+    }
+    gl_error_clear(&err);
+    if (request_parse_act(&o, now_ms(), &w->act, &err) != 0) {
+        reply_error(s, to, &err);
+        free(w);
+        return;
+    }
+    write_submit(s, w);
 }
 
 /* --- case.get --- */
@@ -387,7 +435,7 @@ static void handle_catalog(server *s, const reply_to *to, const msgpack_object *
 static bool serves(gl_str name)
 {
     static const char *const services[] = {
-        "case.create", "case.get", "case.list", "catalog.get"
+        "case.create", "case.get", "case.list", "case.act", "catalog.get"
     };
     for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
         if (gl_str_eq(name, services[i])) {
@@ -474,7 +522,7 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
         char name[MDP_MAX_SERVICE + 1];
         printable(req.service, name, sizeof name);
         gl_error_set(&err, GL_EUNKNOWN_SERVICE, NULL, "no service \"%s\"; this daemon "
-                     "serves case.create, case.get, case.list, catalog.get", name);
+                     "serves case.create, case.get, case.list, case.act, catalog.get", name);
         reply_error(s, &to, &err);
         return;
     }
@@ -492,6 +540,10 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
     }
     if (gl_str_eq(req.service, "case.create")) {
         handle_create(s, &to, req.body);
+        return;
+    }
+    if (gl_str_eq(req.service, "case.act")) {
+        handle_act(s, &to, req.body);
         return;
     }
     msgpack_object o;

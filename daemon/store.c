@@ -795,6 +795,231 @@ int store_case_dispatch(store_txn *t, const city *town, const route_decision *d,
     return 0;
 }
 
+/* The states from which each action may be taken (bit per case_state). */
+#define ST(x) (1u << (x))
+#define ST_OPEN (ST(CASE_REGISTERED) | ST(CASE_DISPATCHED) | ST(CASE_ACCEPTED) | ST(CASE_RETURNED))
+#define ST_AT_UNIT (ST(CASE_DISPATCHED) | ST(CASE_ACCEPTED))
+
+static const unsigned act_from[ACT_COUNT] = {
+    [ACT_ACCEPT]            = ST(CASE_DISPATCHED),
+    [ACT_NOTE]              = (1u << CASE_STATE_COUNT) - 1,
+    [ACT_RESOLVE]           = ST(CASE_ACCEPTED),
+    [ACT_RETURN]            = ST_AT_UNIT,
+    [ACT_EXTEND]            = ST_AT_UNIT,
+    [ACT_APPROVE_EXTENSION] = ST_AT_UNIT,
+    [ACT_REJECT_EXTENSION]  = ST_AT_UNIT,
+    [ACT_URGE]              = ST_AT_UNIT,
+    [ACT_SUPERVISE]         = ST_OPEN,
+    [ACT_ESCALATE]          = ST_AT_UNIT,
+    [ACT_REASSIGN]          = ST_OPEN,
+    [ACT_MERGE]             = ST_OPEN,
+    [ACT_CALLBACK]          = ST(CASE_RESOLVED),
+    [ACT_WITHDRAW]          = ST_OPEN,
+};
+
+/* "dispatched or accepted" for a conflict message. */
+static void states_of(unsigned mask, char *out, size_t cap)
+{
+    size_t n = 0;
+    int count = 0, total = 0;
+    out[0] = '\0';
+    for (int i = 0; i < CASE_STATE_COUNT; i++) {
+        total += (mask & ST(i)) != 0;
+    }
+    for (int i = 0; i < CASE_STATE_COUNT && n < cap; i++) {
+        if ((mask & ST(i)) == 0) {
+            continue;
+        }
+        count++;
+        n += (size_t)snprintf(out + n, cap - n, "%s%s",
+                              count == 1 ? "" : count == total ? " or " : ", ",
+                              case_state_name((case_state)i));
+    }
+}
+
+static int set_deadlines(const city *town, case_record *c, int64_t now_ms)
+{
+    const city_sla *cls = sla_class_for(town, c->category, c->urgency);
+    if (cls != NULL) {
+        sla_deadlines(cls, now_ms, &c->accept_by, &c->resolve_by);
+    }
+    return 0;
+}
+
+int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str actor,
+                   int64_t now_ms, store_created *out, gl_error *err)
+{
+    case_record old, c;
+    case_event e;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    msgpack_zone_clear(&t->s->wzone);
+    if ((rc = read_case_for_update(t, a->id, &old)) != 0) {
+        if (rc == GL_ENOT_FOUND) {
+            return gl_error_set(err, rc, "id", "no case with id %llu", (unsigned long long)a->id);
+        }
+        return gl_error_set(err, rc, NULL, "store: cannot read case %llu",
+                            (unsigned long long)a->id);
+    }
+    if (a->version != 0 && a->version != old.version) {
+        return gl_error_set(err, GL_ECONFLICT, "version", "the case is at version %llu, not "
+                            "%llu: read it again and decide on what it is now",
+                            (unsigned long long)old.version, (unsigned long long)a->version);
+    }
+    if ((act_from[a->action] & ST(old.state)) == 0) {
+        char from[96];
+        states_of(act_from[a->action], from, sizeof from);
+        return gl_error_set(err, GL_ECONFLICT, "action", "cannot %s a case that is %s: only "
+                            "a case that is %s can", case_action_name(a->action),
+                            case_state_name(old.state), from);
+    }
+    c = old;
+    c.version = old.version + 1;
+    c.updated_at = now_ms;
+    memset(&e, 0, sizeof e);
+    e.at = now_ms;
+    e.actor = actor;
+    e.note = a->note;
+
+    switch (a->action) {
+    case ACT_ACCEPT:
+        c.state = CASE_ACCEPTED;
+        e.type = EVENT_ACCEPTED;
+        break;
+    case ACT_NOTE:
+        e.type = EVENT_NOTED;
+        break;
+    case ACT_RESOLVE:
+        c.state = CASE_RESOLVED;
+        c.reply = a->reply;
+        c.extension_until = 0;
+        e.type = EVENT_RESOLVED;
+        if (e.note.n == 0) {
+            e.note = a->reply;
+        }
+        break;
+    case ACT_RETURN:
+        /* Back to routing, which will not choose this unit again. */
+        if (c.n_returned_by < CASE_MAX_RETURNED && c.unit.n > 0) {
+            c.returned_by[c.n_returned_by++] = c.unit;
+        }
+        c.return_count++;
+        c.state = CASE_RETURNED;
+        c.unit = GL_STR_NULL;
+        c.level = 0;
+        c.accept_by = c.resolve_by = c.extension_until = 0;
+        e.type = EVENT_RETURNED;
+        e.note = a->reason;
+        break;
+    case ACT_EXTEND:
+        if (c.extension_until != 0) {
+            return gl_error_set(err, GL_ECONFLICT, "action", "an extension to %lld is already "
+                                "waiting for a decision", (long long)c.extension_until);
+        }
+        if (c.resolve_by != 0 && a->until <= c.resolve_by) {
+            return gl_error_set(err, GL_EINVALID, "until", "must be later than the current "
+                                "resolve_by (%lld)", (long long)c.resolve_by);
+        }
+        c.extension_until = a->until;
+        e.type = EVENT_EXTENSION_REQUESTED;
+        e.note = a->reason;
+        break;
+    case ACT_APPROVE_EXTENSION:
+    case ACT_REJECT_EXTENSION:
+        if (c.extension_until == 0) {
+            return gl_error_set(err, GL_ECONFLICT, "action", "no extension is waiting for a "
+                                "decision on this case");
+        }
+        if (a->action == ACT_APPROVE_EXTENSION) {
+            c.resolve_by = c.extension_until;
+            e.type = EVENT_EXTENSION_APPROVED;
+        } else {
+            e.type = EVENT_EXTENSION_REJECTED;
+        }
+        c.extension_until = 0;
+        break;
+    case ACT_URGE:
+        e.type = EVENT_URGED;
+        break;
+    case ACT_SUPERVISE:
+        if (c.supervised) {
+            return gl_error_set(err, GL_ECONFLICT, "action", "the case is already supervised");
+        }
+        c.supervised = true;
+        e.type = EVENT_SUPERVISED;
+        break;
+    case ACT_ESCALATE:
+        c.level++;
+        e.type = EVENT_ESCALATED;
+        break;
+    case ACT_REASSIGN:
+        if (city_unit_find(town, a->unit) < 0) {
+            return gl_error_set(err, GL_EINVALID, "unit", "no unit \"%.*s\": catalog.get "
+                                "lists the units", (int)a->unit.n, a->unit.p);
+        }
+        c.state = CASE_DISPATCHED;
+        c.unit = a->unit;
+        c.level = 0;
+        c.extension_until = 0;
+        set_deadlines(town, &c, now_ms);
+        e.type = EVENT_REASSIGNED;
+        break;
+    case ACT_MERGE: {
+        case_record into;
+        if ((rc = read_case_for_update(t, a->into, &into)) != 0) {
+            if (rc == GL_ENOT_FOUND) {
+                return gl_error_set(err, rc, "into", "no case with id %llu",
+                                    (unsigned long long)a->into);
+            }
+            return gl_error_set(err, rc, NULL, "store: cannot read case %llu",
+                                (unsigned long long)a->into);
+        }
+        if (into.state == CASE_MERGED || into.state == CASE_WITHDRAWN) {
+            return gl_error_set(err, GL_EINVALID, "into", "case %llu is %s: merge into the "
+                                "case it joined instead", (unsigned long long)a->into,
+                                case_state_name(into.state));
+        }
+        c.state = CASE_MERGED;
+        c.duplicate_of = into.duplicate_of != 0 ? into.duplicate_of : into.id;
+        if (c.duplicate_of == c.id) {
+            return gl_error_set(err, GL_EINVALID, "into", "case %llu is a duplicate of this one",
+                                (unsigned long long)a->into);
+        }
+        e.type = EVENT_MERGED;
+        break;
+    }
+    case ACT_CALLBACK:
+        c.satisfaction = a->satisfaction;
+        if (a->satisfaction == SATISFACTION_UNSATISFIED) {
+            /* Not satisfied: back to the unit, to sign for again, with new deadlines. */
+            c.state = CASE_DISPATCHED;
+            c.reopen_count++;
+            set_deadlines(town, &c, now_ms);
+            e.type = EVENT_REOPENED;
+        } else {
+            c.state = CASE_CLOSED;
+            e.type = EVENT_CALLBACK;
+        }
+        break;
+    case ACT_WITHDRAW:
+        c.state = CASE_WITHDRAWN;
+        e.type = EVENT_WITHDRAWN;
+        break;
+    default:
+        return gl_error_set(err, GL_EINVALID, "action", "unknown action");
+    }
+    if ((rc = rewrite_case(t, &old, &c, &e)) != 0) {
+        return gl_error_set(err, rc, NULL, "store: cannot write case %llu",
+                            (unsigned long long)a->id);
+    }
+    if ((rc = copy_out(t->s->wbuf.data, t->s->wbuf.size, out)) != 0) {
+        return gl_error_set(err, rc, NULL, "out of memory");
+    }
+    out->id = c.id;
+    return 0;
+}
+
 /* --- reading --- */
 
 int store_read_begin(store *s, store_reader **out)

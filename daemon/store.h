@@ -106,6 +106,21 @@ int store_case_create(store_txn *txn, gl_str sender, const request_create *r, in
 int store_case_dispatch(store_txn *txn, const city *c, const route_decision *d, int64_t now_ms,
                         gl_str actor, gl_error *err);
 
+/* Applies a case.act action by `actor` (protocol/README.md, "case.act"): the state
+ * machine, one event, version + 1. *out receives the case after the action.
+ * Returns:
+ *   0                done;
+ *   GL_ENOT_FOUND    no such case (or, for merge, no case `into`);
+ *   GL_ECONFLICT     a->version is not the case's version, or the case's state does not
+ *                    allow the action (err->message names the state and what would);
+ *   GL_EINVALID      a reassign to a unit the city does not have (field "unit"), a merge
+ *                    into a case that is itself merged or withdrawn (field "into");
+ *   (these leave the transaction good)
+ *   GL_EUNAVAILABLE, GL_EINTERNAL
+ *                    the transaction is broken: abort it. */
+int store_case_act(store_txn *txn, const city *c, const request_act *a, gl_str actor,
+                   int64_t now_ms, store_created *out, gl_error *err);
+
 /* --- The readers' side: short read transactions on the loop thread. --- */
 
 /* Starts a read transaction. Returns 0 or GL_EINTERNAL. */

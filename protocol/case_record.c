@@ -95,7 +95,7 @@ static int pack_kv_bool(msgpack_packer *pk, const char *k, bool v)
     return mp_pack_cstr(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 }
 
-#define CASE_RECORD_KEYS 27
+#define CASE_RECORD_KEYS 29
 
 int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
 {
@@ -157,6 +157,8 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
     rc |= mp_pack_cstr(pk, "satisfaction");
     const char *sat = case_satisfaction_name(c->satisfaction);
     rc |= sat != NULL ? mp_pack_cstr(pk, sat) : msgpack_pack_nil(pk);
+    rc |= pack_kv_str(pk, "reply", c->reply);
+    rc |= pack_kv_time(pk, "extension_until", c->extension_until);
     return rc != 0 ? -1 : 0;
 }
 
@@ -267,6 +269,8 @@ int case_record_unpack(const msgpack_object *o, case_record *c)
         else if (key_is(k, "duplicate_of")) c->duplicate_of = (uint64_t)obj_int(v);
         else if (key_is(k, "reopen_count")) c->reopen_count = (uint32_t)obj_int(v);
         else if (key_is(k, "return_count")) c->return_count = (uint32_t)obj_int(v);
+        else if (key_is(k, "reply")) c->reply = obj_str(v);
+        else if (key_is(k, "extension_until")) c->extension_until = obj_int(v);
         else if (key_is(k, "returned_by") && v->type == MSGPACK_OBJECT_ARRAY) {
             uint32_t n = v->via.array.size;
             c->n_returned_by = n > CASE_MAX_RETURNED ? CASE_MAX_RETURNED : n;

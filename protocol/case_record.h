@@ -85,6 +85,8 @@ typedef struct {
     gl_str            returned_by[CASE_MAX_RETURNED]; /* units that returned it (退单) */
     uint32_t          n_returned_by;
     case_satisfaction satisfaction;
+    gl_str            reply;           /* the unit's reply to the resident (办结) */
+    int64_t           extension_until; /* an extension asked for, not yet decided; 0 = none */
 } case_record;
 
 /* Flags for case_record_pack. */

@@ -946,6 +946,163 @@ request_find_rid(const char *body_buf, size_t body_len, const char **rid, size_t
     }
 }
 
+
+/* ---- case.act --------------------------------------------------------------------- */
+
+static const char *const action_names[ACT_COUNT] = {
+    "accept", "note", "resolve", "return", "extend", "approve_extension",
+    "reject_extension", "urge", "supervise", "escalate", "reassign", "merge", "callback",
+    "withdraw"
+};
+
+const char *
+case_action_name(case_action a)
+{
+    return (unsigned)a < ACT_COUNT ? action_names[a] : "note";
+}
+
+static int
+case_action_parse(gl_str s)
+{
+    for (int i = 0; i < ACT_COUNT; i++) {
+        if (gl_str_eq(s, action_names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static const char *action_name_at(int v) { return case_action_name((case_action)v); }
+static const char *satisfaction_name_at(int v)
+{
+    return case_satisfaction_name((case_satisfaction)v);
+}
+
+static const enum_desc action_enum = { case_action_parse, action_name_at, ACT_COUNT };
+static const enum_desc satisfaction_enum = {
+    case_satisfaction_parse, satisfaction_name_at, SATISFACTION_COUNT
+};
+
+enum {
+    AC_RID, AC_ID, AC_ACTION, AC_VERSION, AC_NOTE, AC_REPLY, AC_REASON, AC_UNTIL, AC_UNIT,
+    AC_INTO, AC_SATISFACTION, AC_COUNT
+};
+static const char *const act_fields[AC_COUNT] = {
+    "rid", "id", "action", "version", "note", "reply", "reason", "until", "unit", "into",
+    "satisfaction"
+};
+
+/* Which of the action-specific fields each action takes; all of them are required. */
+static bool
+act_uses(case_action a, int field)
+{
+    switch (field) {
+    case AC_REPLY:        return a == ACT_RESOLVE;
+    case AC_REASON:       return a == ACT_RETURN || a == ACT_EXTEND;
+    case AC_UNTIL:        return a == ACT_EXTEND;
+    case AC_UNIT:         return a == ACT_REASSIGN;
+    case AC_INTO:         return a == ACT_MERGE;
+    case AC_SATISFACTION: return a == ACT_CALLBACK;
+    default:              return true;
+    }
+}
+
+static int
+parse_act(const msgpack_object *body, int64_t now_ms, request_act *out, gl_error *err)
+{
+    const msgpack_object *f[AC_COUNT];
+    int64_t               x = 0;
+    int                   v = 0;
+    int                   rc;
+
+    memset(out, 0, sizeof *out);
+    if (body == NULL || body->type != MSGPACK_OBJECT_MAP) {
+        return gl_error_set(err, GL_EBAD_REQUEST, NULL, "body must be a MessagePack map");
+    }
+    rc = map_collect(body, "", act_fields, AC_COUNT, f, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (f[AC_ID] == NULL) {
+        return missing("id", err);
+    }
+    if (f[AC_ID]->type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[AC_ID]->via.u64 == 0) {
+        return gl_error_set(err, GL_EINVALID, "id", "must be a positive integer");
+    }
+    out->id = f[AC_ID]->via.u64;
+    if (f[AC_ACTION] == NULL) {
+        return missing("action", err);
+    }
+    rc = enum_get(f[AC_ACTION], "action", &action_enum, &v, err);
+    if (rc != 0) {
+        return rc;
+    }
+    out->action = (case_action)v;
+    if (f[AC_VERSION] != NULL) {
+        rc = int_get(f[AC_VERSION], "version", 1, INT64_MAX, "must be a positive integer",
+                     &x, err);
+        if (rc != 0) {
+            return rc;
+        }
+        out->version = (uint64_t)x;
+    }
+    for (int i = AC_REPLY; i < AC_COUNT; i++) {
+        if (!act_uses(out->action, i) && f[i] != NULL) {
+            return gl_error_set(err, GL_EINVALID, act_fields[i], "is not used by action %s",
+                                case_action_name(out->action));
+        }
+        if (act_uses(out->action, i) && f[i] == NULL) {
+            return gl_error_set(err, GL_EINVALID, act_fields[i], "is required by action %s",
+                                case_action_name(out->action));
+        }
+    }
+    if (f[AC_NOTE] != NULL) {
+        rc = str_get(f[AC_NOTE], "note", 0, REQUEST_MAX_NOTE, &out->note, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (out->action == ACT_NOTE && out->note.n == 0) {
+        return gl_error_set(err, GL_EINVALID, "note", "is required by action note");
+    }
+    if (f[AC_REPLY] != NULL
+        && (rc = str_get(f[AC_REPLY], "reply", 1, REQUEST_MAX_REPLY, &out->reply, err)) != 0) {
+        return rc;
+    }
+    if (f[AC_REASON] != NULL
+        && (rc = str_get(f[AC_REASON], "reason", 1, REQUEST_MAX_NOTE, &out->reason, err)) != 0) {
+        return rc;
+    }
+    if (f[AC_UNTIL] != NULL) {
+        rc = int_get(f[AC_UNTIL], "until", now_ms + 1, INT64_MAX,
+                     "must be a time in the future, in ms since the epoch", &out->until, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (f[AC_UNIT] != NULL
+        && (rc = str_get(f[AC_UNIT], "unit", 1, REQUEST_MAX_CODE, &out->unit, err)) != 0) {
+        return rc;
+    }
+    if (f[AC_INTO] != NULL) {
+        if (f[AC_INTO]->type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[AC_INTO]->via.u64 == 0) {
+            return gl_error_set(err, GL_EINVALID, "into", "must be a positive integer");
+        }
+        out->into = f[AC_INTO]->via.u64;
+        if (out->into == out->id) {
+            return gl_error_set(err, GL_EINVALID, "into", "must be another case");
+        }
+    }
+    if (f[AC_SATISFACTION] != NULL) {
+        rc = enum_get(f[AC_SATISFACTION], "satisfaction", &satisfaction_enum, &v, err);
+        if (rc != 0) {
+            return rc;
+        }
+        out->satisfaction = (case_satisfaction)v;
+    }
+    return 0;
+}
+
 /*
  * The checks above say what is wrong with a field ("is required"); a person reading
  * the reply alone should not have to join it to the field, so the message is made a
@@ -994,4 +1151,11 @@ int
 request_parse_list(const msgpack_object *body, request_list *out, gl_error *err)
 {
     return name_the_field(parse_list(body, out, err), err);
+}
+
+int
+request_parse_act(const msgpack_object *body, int64_t now_ms, request_act *out,
+                  gl_error *err)
+{
+    return name_the_field(parse_act(body, now_ms, out, err), err);
 }

@@ -95,6 +95,37 @@ typedef struct {
 
 int request_parse_list(const msgpack_object *body, request_list *out, gl_error *err);
 
+/* case.act */
+typedef enum {
+    ACT_ACCEPT, ACT_NOTE, ACT_RESOLVE, ACT_RETURN, ACT_EXTEND, ACT_APPROVE_EXTENSION,
+    ACT_REJECT_EXTENSION, ACT_URGE, ACT_SUPERVISE, ACT_ESCALATE, ACT_REASSIGN, ACT_MERGE,
+    ACT_CALLBACK, ACT_WITHDRAW,
+    ACT_COUNT
+} case_action;
+
+const char *case_action_name(case_action a);   /* "accept", "approve_extension", ... */
+
+#define REQUEST_MAX_NOTE   2000
+#define REQUEST_MAX_REPLY  4000
+
+typedef struct {
+    uint64_t          id;
+    case_action       action;
+    uint64_t          version;      /* 0 = not given: act on whatever version is current */
+    gl_str            note;         /* any action; required for `note` */
+    gl_str            reply;        /* resolve: the reply to the resident (required) */
+    gl_str            reason;       /* return, extend (required) */
+    int64_t           until;        /* extend: the new resolve_by (required, in the future) */
+    gl_str            unit;         /* reassign (required) */
+    uint64_t          into;         /* merge: the case this one joins (required) */
+    case_satisfaction satisfaction; /* callback (required) */
+} request_act;
+
+/* Fields an action does not use are refused, so that a misplaced field is not ignored
+ * silently. now_ms bounds `until`. Returns 0, GL_EBAD_REQUEST or GL_EINVALID. */
+int request_parse_act(const msgpack_object *body, int64_t now_ms, request_act *out,
+                      gl_error *err);
+
 /* The raw bytes of the body's rid, if any, for echoing. body_buf/body_len is the buffer
  * the body was unpacked from. Sets *rid and *rid_len to NULL and 0 when there is none
  * or it is not a scalar no longer than REQUEST_MAX_RID. Never fails. */
