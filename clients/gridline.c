@@ -44,6 +44,7 @@ static const char usage_main[] =
     "  create    register a case\n"
     "  get       show one case, by id or code\n"
     "  list      list cases matching a filter\n"
+    "  act       take an action on a case: accept, resolve, return, callback, ...\n"
     "  catalog   show the categories, units, places and SLA classes\n"
     "  ping      check that the daemon is up and serves case.create\n"
     "\n"
@@ -89,6 +90,24 @@ static const char usage_get[] =
     "code (e.g. GL-20261125-000123).\n"
     "\n"
     "  --history   also show the case's events\n";
+
+static const char usage_act[] =
+    "usage: gridline act ID ACTION [--note TEXT] [--version V] [ACTION'S OPTIONS]\n"
+    "\n"
+    "Takes an action on a case (service case.act) and shows the case after it.\n"
+    "\n"
+    "  accept                        sign for a dispatched case\n"
+    "  note --note TEXT              add a note\n"
+    "  resolve --reply TEXT          resolve, with the reply to the resident\n"
+    "  return --reason TEXT          return a wrongly assigned case for routing again\n"
+    "  extend --until MS --reason T  ask for more time (until: ms since the epoch)\n"
+    "  approve_extension, reject_extension, urge, supervise, escalate, withdraw\n"
+    "  reassign --unit CODE          dispatch to another unit\n"
+    "  merge --into ID               merge into another case\n"
+    "  callback --satisfaction S     satisfied, basically_satisfied or unsatisfied\n"
+    "\n"
+    "  --version V   refuse if the case is no longer at version V (someone acted first)\n"
+    "  --note TEXT   a note for the action's event\n";
 
 static const char usage_list[] =
     "usage: gridline list [--state S] [--unit U] [--district D] [--street S]\n"
@@ -413,7 +432,8 @@ enum {
     OPT_COMMUNITY, OPT_GRID, OPT_ADDRESS, OPT_LAT, OPT_LON, OPT_URGENCY, OPT_TITLE,
     OPT_NAME, OPT_PHONE, OPT_ATTACHMENT, OPT_REPORTED_AT, OPT_ON_SPOT, OPT_REQUEST_ID,
     OPT_HISTORY, OPT_STATE, OPT_UNIT, OPT_CATEGORY_F, OPT_OVERDUE, OPT_SUPERVISED,
-    OPT_FROM, OPT_TO, OPT_LIMIT, OPT_AFTER, OPT_ALL
+    OPT_FROM, OPT_TO, OPT_LIMIT, OPT_AFTER, OPT_ALL,
+    OPT_NOTE, OPT_REPLY, OPT_REASON, OPT_UNTIL, OPT_INTO, OPT_SATISFACTION, OPT_VERSION
 };
 
 typedef struct {
@@ -723,6 +743,124 @@ static int cmd_get(cli *c, int argc, char **argv)
             printf("\nHistory (%" PRIu32 " event%s)\n", n, n == 1 ? "" : "s");
             mp_print_history(stdout, events, c->width);
         }
+    }
+    rc = finish_output(0);
+done:
+    reply_free(&r);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* ---- act ---- */
+
+static int cmd_act(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "note", required_argument, NULL, OPT_NOTE },
+        { "reply", required_argument, NULL, OPT_REPLY },
+        { "reason", required_argument, NULL, OPT_REASON },
+        { "until", required_argument, NULL, OPT_UNTIL },
+        { "unit", required_argument, NULL, OPT_UNIT },
+        { "into", required_argument, NULL, OPT_INTO },
+        { "satisfaction", required_argument, NULL, OPT_SATISFACTION },
+        { "version", required_argument, NULL, OPT_VERSION },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    /* The text options, in the order they are packed. */
+    const char     *text[5] = { NULL, NULL, NULL, NULL, NULL };
+    static const char *const text_keys[5] = { "note", "reply", "reason", "unit", "satisfaction" };
+    bool            has_until = false, has_into = false, has_version = false;
+    int64_t         until = 0;
+    uint64_t        into = 0, version = 0, id = 0;
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    reply           r = { 0 };
+    int             ch;
+    int             rc = EXIT_USAGE;
+
+    msgpack_sbuffer_init(&sb);
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_NOTE: text[0] = optarg; break;
+        case OPT_REPLY: text[1] = optarg; break;
+        case OPT_REASON: text[2] = optarg; break;
+        case OPT_UNIT: text[3] = optarg; break;
+        case OPT_SATISFACTION: text[4] = optarg; break;
+        case OPT_UNTIL:
+            if (!parse_i64(optarg, &until)) {
+                rc = usage_error("act", "--until wants ms since the epoch; got '%s'", optarg);
+                goto done;
+            }
+            has_until = true;
+            break;
+        case OPT_INTO:
+            if (!all_digits(optarg) || !parse_u64(optarg, &into)) {
+                rc = usage_error("act", "--into wants a case id; got '%s'", optarg);
+                goto done;
+            }
+            has_into = true;
+            break;
+        case OPT_VERSION:
+            if (!all_digits(optarg) || !parse_u64(optarg, &version)) {
+                rc = usage_error("act", "--version wants a number; got '%s'", optarg);
+                goto done;
+            }
+            has_version = true;
+            break;
+        case 'h':
+            fputs(usage_act, stdout);
+            rc = finish_output(0);
+            goto done;
+        default:
+            rc = option_error("act", ch, argv);
+            goto done;
+        }
+    }
+    if (argc - optind != 2) {
+        rc = usage_error("act", "act needs a case id and an action");
+        goto done;
+    }
+    if (!all_digits(argv[optind]) || !parse_u64(argv[optind], &id)) {
+        rc = usage_error("act", "'%s' is not a case id", argv[optind]);
+        goto done;
+    }
+    uint32_t pairs = 2 + has_until + has_into + has_version;
+    for (int i = 0; i < 5; i++) {
+        pairs += text[i] != NULL;
+    }
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int bad = msgpack_pack_map(&pk, pairs);
+    bad |= mp_pack_cstr(&pk, "id") | msgpack_pack_uint64(&pk, id);
+    bad |= mp_pack_cstr(&pk, "action") | mp_pack_cstr(&pk, argv[optind + 1]);
+    for (int i = 0; i < 5; i++) {
+        if (text[i] != NULL) {
+            bad |= mp_pack_cstr(&pk, text_keys[i]) | mp_pack_cstr(&pk, text[i]);
+        }
+    }
+    if (has_until) {
+        bad |= mp_pack_cstr(&pk, "until") | msgpack_pack_int64(&pk, until);
+    }
+    if (has_into) {
+        bad |= mp_pack_cstr(&pk, "into") | msgpack_pack_uint64(&pk, into);
+    }
+    if (has_version) {
+        bad |= mp_pack_cstr(&pk, "version") | msgpack_pack_uint64(&pk, version);
+    }
+    if (bad != 0) {
+        fprintf(stderr, "gridline: out of memory\n");
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    rc = call(c, "case.act", &sb, &r, NULL);
+    if (rc != 0) {
+        goto done;
+    }
+    if (c->json) {
+        print_json(r.body);
+    } else {
+        mp_print_case(stdout, mp_map_get(r.body, "case"));
     }
     rc = finish_output(0);
 done:
@@ -1164,6 +1302,7 @@ static const command commands[] = {
     { "create", cmd_create, usage_create },
     { "get", cmd_get, usage_get },
     { "list", cmd_list, usage_list },
+    { "act", cmd_act, usage_act },
     { "catalog", cmd_catalog, usage_catalog },
     { "ping", cmd_ping, usage_ping },
 };
