@@ -325,7 +325,7 @@ static size_t index_key_time(unsigned char *out, int64_t at, uint64_t id)
 typedef struct {
     unsigned char key[INDEX_KEYS_MAX][INDEX_KEY_CAP];
     size_t        len[INDEX_KEYS_MAX];
-    unsigned char val[INDEX_KEYS_MAX][16];   /* duplicate keys: lat, lon */
+    unsigned char val[INDEX_KEYS_MAX][24];   /* duplicate keys: duplicate_of, lat, lon */
     size_t        vlen[INDEX_KEYS_MAX];
     size_t        n;
 } index_keys;
@@ -374,7 +374,8 @@ static size_t dup_key(unsigned char *out, int tag, gl_str category, gl_str place
     return n + 8;
 }
 
-/* The value carries the coordinates, so candidates are found without reading cases. */
+/* The value carries what a candidate needs (duplicate_of, and the coordinates when
+ * there are some), so candidates are found without reading cases. */
 static void keys_add_dup(index_keys *k, int tag, const case_record *c, gl_str place)
 {
     if (c->category.n == 0 || c->category.n > REQUEST_MAX_CODE || place.n == 0
@@ -382,11 +383,12 @@ static void keys_add_dup(index_keys *k, int tag, const case_record *c, gl_str pl
         return;
     }
     k->len[k->n] = dup_key(k->key[k->n], tag, c->category, place, c->created_at, c->id);
-    k->vlen[k->n] = 0;
+    mp_put_be64(k->val[k->n], c->duplicate_of);
+    k->vlen[k->n] = 8;
     if (c->location.has_coords) {
-        put_double(k->val[k->n], c->location.lat);
-        put_double(k->val[k->n] + 8, c->location.lon);
-        k->vlen[k->n] = 16;
+        put_double(k->val[k->n] + 8, c->location.lat);
+        put_double(k->val[k->n] + 16, c->location.lon);
+        k->vlen[k->n] = 24;
     }
     k->n++;
 }
@@ -413,9 +415,9 @@ static void index_keys_of(const case_record *c, index_keys *k)
     keys_add_str(k, TAG_GRID, c->location.grid, c->id);
     keys_add_str(k, TAG_CATEGORY, c->category, c->id);
     keys_add_str(k, TAG_PHONE, c->reporter_phone, c->id);
-    /* Only open cases that are not themselves duplicates can be the case a new report
-     * duplicates: the rest leave these two indexes, so a scan of them reads no case. */
-    if (case_is_open(c->state) && c->duplicate_of == 0) {
+    /* Only open cases can be the case a new report duplicates: the others leave these
+     * two indexes, so a scan of them reads no case. */
+    if (case_is_open(c->state)) {
         keys_add_dup(k, TAG_DUP_GRID, c, c->location.grid);
         if (c->location.has_coords) {
             keys_add_dup(k, TAG_DUP_NEAR, c, c->location.district);
@@ -426,14 +428,20 @@ static void index_keys_of(const case_record *c, index_keys *k)
     k->n++;
 }
 
-static bool keys_has(const index_keys *k, const unsigned char *key, size_t len)
+/* The position of key in k, or -1. */
+static int keys_find(const index_keys *k, const unsigned char *key, size_t len)
 {
     for (size_t i = 0; i < k->n; i++) {
         if (k->len[i] == len && memcmp(k->key[i], key, len) == 0) {
-            return true;
+            return (int)i;
         }
     }
-    return false;
+    return -1;
+}
+
+static bool keys_same_value(const index_keys *a, size_t i, const index_keys *b, size_t j)
+{
+    return a->vlen[i] == b->vlen[j] && memcmp(a->val[i], b->val[j], a->vlen[i]) == 0;
 }
 
 static int index_put(store_txn *t, const index_keys *ks, size_t i, unsigned flags)
@@ -459,7 +467,7 @@ static int index_add_case(store_txn *t, const case_record *c)
 }
 
 /* A changed case's entries: removes the old record's keys the new one lacks, adds the
- * new one's the old lacked. */
+ * new one's the old lacked or held with another value. */
 static int index_update_case(store_txn *t, const case_record *old, const case_record *c)
 {
     index_keys *ko = malloc(2 * sizeof *ko), *kn;
@@ -471,14 +479,15 @@ static int index_update_case(store_txn *t, const case_record *old, const case_re
     index_keys_of(old, ko);
     index_keys_of(c, kn);
     for (size_t i = 0; i < ko->n && rc == 0; i++) {
-        if (!keys_has(kn, ko->key[i], ko->len[i])) {
+        if (keys_find(kn, ko->key[i], ko->len[i]) < 0) {
             MDB_val k = val_of(ko->key[i], ko->len[i]);
             int r = mdb_del(t->txn, t->s->index, &k, NULL);
             rc = r == 0 || r == MDB_NOTFOUND ? 0 : lmdb_code(r);
         }
     }
     for (size_t i = 0; i < kn->n && rc == 0; i++) {
-        if (!keys_has(ko, kn->key[i], kn->len[i])) {
+        int j = keys_find(ko, kn->key[i], kn->len[i]);
+        if (j < 0 || !keys_same_value(kn, i, ko, (size_t)j)) {
             rc = index_put(t, kn, i, 0);
         }
     }
@@ -771,11 +780,34 @@ int store_case_dispatch(store_txn *t, const city *town, const route_decision *d,
         return gl_error_set(err, GL_EINVALID, NULL, "case %llu cannot duplicate itself",
                             (unsigned long long)d->id);
     }
+    uint64_t root = d->duplicate_of;
+    if (root != 0) {
+        /* Link to the case the named one joined, if it joined one: decisions in one task
+         * are made apart, but committed in order, so an earlier item's link is here. */
+        case_record joined;
+        rc = read_case_for_update(t, root, &joined);
+        if (rc == GL_ENOT_FOUND) {
+            return gl_error_set(err, GL_EINVALID, NULL, "case %llu: duplicate_of %llu does "
+                                "not exist", (unsigned long long)d->id,
+                                (unsigned long long)root);
+        }
+        if (rc != 0) {
+            return gl_error_set(err, rc, NULL, "store: cannot read case %llu",
+                                (unsigned long long)root);
+        }
+        if (joined.duplicate_of != 0) {
+            root = joined.duplicate_of;
+        }
+        if (root == d->id) {
+            return gl_error_set(err, GL_EINVALID, NULL, "case %llu cannot duplicate itself",
+                                (unsigned long long)d->id);
+        }
+    }
     c = old;
     c.state = CASE_DISPATCHED;
     c.unit = d->unit;
     c.level = 0;
-    c.duplicate_of = d->duplicate_of;
+    c.duplicate_of = root;
     c.version = old.version + 1;
     c.updated_at = now_ms;
     const city_sla *cls = sla_class_for(town, c.category, c.urgency);
@@ -1138,8 +1170,8 @@ static bool have_candidate(const route_candidate *out, uint32_t n, uint64_t id)
 }
 
 /* Scans one duplicate index (tag, category, place) from c's created_at - window up to
- * c itself. Everything in these indexes is an open case that duplicates nothing, so
- * the entry alone (key: created_at and id; value: coordinates) makes the candidate. */
+ * c itself. Everything in these indexes is an open case, so the entry alone (key:
+ * created_at and id; value: duplicate_of and coordinates) makes the candidate. */
 static uint32_t scan_candidates(store_reader *r, int tag, const case_record *c, gl_str place,
                                 int64_t window_ms, route_candidate *out, uint32_t n,
                                 uint32_t cap)
@@ -1164,17 +1196,19 @@ static uint32_t scan_candidates(store_reader *r, int tag, const case_record *c, 
         if (id >= c->id) {
             break;   /* only older cases; created_at grows with id */
         }
-        if (!have_candidate(out, n, id)) {
+        if (!have_candidate(out, n, id) && v.mv_size >= 8) {
+            const unsigned char *val = v.mv_data;
             route_candidate *x = &out[n++];
             memset(x, 0, sizeof *x);
             x->id = id;
             x->category = c->category;
             x->grid = tag == TAG_DUP_GRID ? place : GL_STR_NULL;
             x->created_at = (int64_t)(mp_get_be64(key + prefix) ^ (1ULL << 63));
-            if (v.mv_size == 16) {
+            x->duplicate_of = mp_get_be64(val);
+            if (v.mv_size == 24) {
                 x->has_coords = true;
-                x->lat = get_double(v.mv_data);
-                x->lon = get_double((const unsigned char *)v.mv_data + 8);
+                x->lat = get_double(val + 8);
+                x->lon = get_double(val + 16);
             }
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

@@ -91,7 +91,8 @@ int store_case_create(store_txn *txn, gl_str sender, const request_create *r, in
                       store_created *out, gl_error *err);
 
 /* Commits a routing decision: the case goes to `dispatched` at d->unit, with
- * duplicate_of, deadlines from its SLA class counted from now_ms, version + 1, and a
+ * duplicate_of (followed to the case that one joined, if it joined one), deadlines
+ * from its SLA class counted from now_ms, version + 1, and a
  * `dispatched` event by `actor` whose note is d->reason.
  * Returns:
  *   0                dispatched;
@@ -151,7 +152,7 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
                uint64_t *next);
 
 /* The older cases that may be the same problem as c: open (not resolved, closed,
- * merged or withdrawn), not themselves duplicates, of the same category, and in the same
+ * merged or withdrawn), of the same category (with their own duplicate_of), and in the same
  * grid cell or, when c has coordinates, with coordinates in the same district; created
  * at most window_ms before c; oldest first, at most cap. Returns how many were written to
  * out (strings borrow from c and the read transaction). */

@@ -9,8 +9,8 @@
  * CANDIDATE: an older open case of the same category that may be the same problem:
  *   { "id", "category", "grid" (or nil), "lat", "lon" (or nil), "created_at",
  *     "duplicate_of" (or nil) }
- *   The daemon sends the open cases that are not themselves duplicates, of the same
- *   category, created within the city's duplicate window, oldest first: the oldest
+ *   The daemon sends the open cases of the same category (a duplicate among them with
+ *   its duplicate_of), created within the city's duplicate window, oldest first: the oldest
  *   ROUTE_GRID_CANDIDATES in the same grid cell, then (when the case has coordinates)
  *   those with coordinates in the same district, ROUTE_MAX_CANDIDATES in all.
  *

@@ -572,6 +572,52 @@ static void test_candidates_are_older_open_cases_of_the_same_category_and_grid(v
     msgpack_zone_destroy(&zone);
 }
 
+static void test_duplicate_of_a_duplicate_links_to_the_root(void **state)
+{
+    fixture *f = *state;
+    city *c = test_city();
+    store_created out;
+    gl_error err;
+    const char *keys[] = { "a", "b", "c" };
+    for (int i = 0; i < 3; i++) {
+        request_create r = fixture_request(keys[i], "D01", "roads", "1");
+        r.location.grid = gl_str_c("G1");
+        assert_int_equal(create(f->s, &r, T0 + i, &out, &err), 0);
+        free(out.data);
+    }
+    route_decision d1 = decision(1, 1, "D01-S01-OFFICE");
+    route_decision d2 = decision(2, 1, "D01-S01-OFFICE");
+    route_decision d3 = decision(3, 1, "D01-S01-OFFICE");
+    d2.duplicate_of = 1;
+    d3.duplicate_of = 2;                       /* decided before 2's link was known */
+    assert_int_equal(dispatch(f->s, c, &d1, T0 + 10, &err), 0);
+    assert_int_equal(dispatch(f->s, c, &d2, T0 + 10, &err), 0);
+    assert_int_equal(dispatch(f->s, c, &d3, T0 + 10, &err), 0);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    case_record cr;
+    read_case(f->s, 3, &cr, &zone);
+    assert_int_equal(cr.duplicate_of, 1);
+
+    /* A later report in the cell sees the duplicate with its link. */
+    request_create r4 = fixture_request("d", "D01", "roads", "1");
+    r4.location.grid = gl_str_c("G1");
+    assert_int_equal(create(f->s, &r4, T0 + 20, &out, &err), 0);
+    free(out.data);
+    case_record me;
+    read_case(f->s, 4, &me, &zone);
+    store_reader *rd = NULL;
+    route_candidate cands[8];
+    assert_int_equal(store_read_begin(f->s, &rd), 0);
+    uint32_t n = store_route_candidates(rd, &me, DAY_MS, cands, 8);
+    store_read_end(&rd);
+    assert_int_equal(n, 3);
+    assert_int_equal(cands[1].id, 2);
+    assert_int_equal(cands[1].duplicate_of, 1);
+    msgpack_zone_destroy(&zone);
+    city_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +639,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_decision_for_a_case_that_moved_on_is_discarded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decision_naming_no_unit_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidates_are_older_open_cases_of_the_same_category_and_grid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_of_a_duplicate_links_to_the_root, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
