@@ -16,8 +16,10 @@ const city_sla *sla_class_for(const city *c, gl_str category, case_urgency urgen
     return &c->sla[0];
 }
 
-void sla_deadlines(const city_sla *cls, int64_t from, int64_t *accept_by, int64_t *resolve_by)
+void sla_deadlines(const city *c, const city_sla *cls, int64_t from, sla_times *out)
 {
-    *accept_by = from + cls->accept_ms;
-    *resolve_by = from + cls->resolve_ms;
+    (void)c;   /* the business calendar, for working-time classes: not read yet */
+    out->accept_by = from + cls->accept_ms;
+    out->resolve_by = from + cls->resolve_ms;
+    out->warn_at = from + (int64_t)((double)cls->resolve_ms * cls->warn_ratio);
 }

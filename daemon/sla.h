@@ -3,9 +3,8 @@
  *
  * The class comes from the city's catalogue: the category's class for the case's
  * urgency; a case without a known category gets the city's first class. Deadlines
- * count from the dispatch. Classes counted in working time need the business calendar
- * (the closed-loop issue); until then every class counts wall-clock time, which is
- * the earlier (stricter) deadline.
+ * count from the dispatch: in wall-clock time, or, for a class with clock "working",
+ * in the working time of the city's business calendar.
  */
 #ifndef SLA_H
 #define SLA_H
@@ -17,7 +16,12 @@
 /* The class for a case; NULL only if the city has no classes (city_new refuses that). */
 const city_sla *sla_class_for(const city *c, gl_str category, case_urgency urgency);
 
-/* accept_by and resolve_by for a case dispatched at `from`. */
-void sla_deadlines(const city_sla *cls, int64_t from, int64_t *accept_by, int64_t *resolve_by);
+/* The deadlines of a case dispatched at `from`: accept_by, resolve_by, and warn_at, when
+ * warn_ratio of the time to resolve_by has been used. */
+typedef struct {
+    int64_t accept_by, resolve_by, warn_at;
+} sla_times;
+
+void sla_deadlines(const city *c, const city_sla *cls, int64_t from, sla_times *out);
 
 #endif

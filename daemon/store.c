@@ -754,6 +754,20 @@ static int rewrite_case(store_txn *t, const case_record *old, const case_record 
     return append_event(t, c, e);
 }
 
+/* New deadlines from now: the class's times, and none of them acted on yet. */
+static void set_deadlines(const city *town, case_record *c, int64_t now_ms)
+{
+    const city_sla *cls = sla_class_for(town, c->category, c->urgency);
+    c->deadlines_fired = 0;
+    if (cls != NULL) {
+        sla_times t;
+        sla_deadlines(town, cls, now_ms, &t);
+        c->accept_by = t.accept_by;
+        c->resolve_by = t.resolve_by;
+        c->warn_at = t.warn_at;
+    }
+}
+
 int store_case_dispatch(store_txn *t, const city *town, const route_decision *d, int64_t now_ms,
                         gl_str actor, gl_error *err)
 {
@@ -810,9 +824,9 @@ int store_case_dispatch(store_txn *t, const city *town, const route_decision *d,
     c.duplicate_of = root;
     c.version = old.version + 1;
     c.updated_at = now_ms;
-    const city_sla *cls = sla_class_for(town, c.category, c.urgency);
-    if (cls != NULL) {
-        sla_deadlines(cls, now_ms, &c.accept_by, &c.resolve_by);
+    set_deadlines(town, &c, now_ms);
+    if (c.dispatched_at == 0) {
+        c.dispatched_at = now_ms;
     }
     case_event e;
     memset(&e, 0, sizeof e);
@@ -869,14 +883,7 @@ static void states_of(unsigned mask, char *out, size_t cap)
     }
 }
 
-static int set_deadlines(const city *town, case_record *c, int64_t now_ms)
-{
-    const city_sla *cls = sla_class_for(town, c->category, c->urgency);
-    if (cls != NULL) {
-        sla_deadlines(cls, now_ms, &c->accept_by, &c->resolve_by);
-    }
-    return 0;
-}
+
 
 int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str actor,
                    int64_t now_ms, store_created *out, gl_error *err)
@@ -913,10 +920,19 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
     e.at = now_ms;
     e.actor = actor;
     e.note = a->note;
+    /* A reason and a note both reach the event. */
+    char both[REQUEST_MAX_NOTE * 2 + 16];
+    gl_str reason_and_note = a->reason;
+    if (a->reason.n > 0 && a->note.n > 0) {
+        int n = snprintf(both, sizeof both, "%.*s (note: %.*s)", (int)a->reason.n, a->reason.p,
+                         (int)a->note.n, a->note.p);
+        reason_and_note = gl_str_of(both, (size_t)n < sizeof both ? (size_t)n : sizeof both - 1);
+    }
 
     switch (a->action) {
     case ACT_ACCEPT:
         c.state = CASE_ACCEPTED;
+        c.accepted_at = now_ms;
         e.type = EVENT_ACCEPTED;
         break;
     case ACT_NOTE:
@@ -925,13 +941,20 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
     case ACT_RESOLVE:
         c.state = CASE_RESOLVED;
         c.reply = a->reply;
+        c.resolved_at = now_ms;
         c.extension_until = 0;
         e.type = EVENT_RESOLVED;
         if (e.note.n == 0) {
             e.note = a->reply;
         }
         break;
-    case ACT_RETURN:
+    case ACT_RETURN: {
+        /* The supervision unit is where returned cases end: it decides by reassigning. */
+        int u = city_unit_find(town, c.unit);
+        if (u >= 0 && town->units[u].kind == UNIT_SUPERVISION) {
+            return gl_error_set(err, GL_ECONFLICT, "action", "the supervision unit cannot "
+                                "return a case: it decides where it goes (reassign)");
+        }
         /* Back to routing, which will not choose this unit again. */
         if (c.n_returned_by < CASE_MAX_RETURNED && c.unit.n > 0) {
             c.returned_by[c.n_returned_by++] = c.unit;
@@ -940,10 +963,12 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
         c.state = CASE_RETURNED;
         c.unit = GL_STR_NULL;
         c.level = 0;
-        c.accept_by = c.resolve_by = c.extension_until = 0;
+        c.accept_by = c.resolve_by = c.warn_at = c.extension_until = 0;
+        c.deadlines_fired = 0;
         e.type = EVENT_RETURNED;
-        e.note = a->reason;
+        e.note = reason_and_note;
         break;
+    }
     case ACT_EXTEND:
         if (c.extension_until != 0) {
             return gl_error_set(err, GL_ECONFLICT, "action", "an extension to %lld is already "
@@ -955,7 +980,7 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
         }
         c.extension_until = a->until;
         e.type = EVENT_EXTENSION_REQUESTED;
-        e.note = a->reason;
+        e.note = reason_and_note;
         break;
     case ACT_APPROVE_EXTENSION:
     case ACT_REJECT_EXTENSION:
@@ -964,7 +989,16 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
                                 "decision on this case");
         }
         if (a->action == ACT_APPROVE_EXTENSION) {
+            /* The new limit gets its own warning: at the same share of the longer time. */
+            if (c.resolve_by > 0 && c.warn_at > 0 && c.dispatched_at > 0) {
+                double share = (double)(c.warn_at - c.dispatched_at)
+                               / (double)(c.resolve_by - c.dispatched_at > 0
+                                              ? c.resolve_by - c.dispatched_at : 1);
+                c.warn_at = c.dispatched_at
+                            + (int64_t)(share * (double)(c.extension_until - c.dispatched_at));
+            }
             c.resolve_by = c.extension_until;
+            c.deadlines_fired &= ~(CASE_FIRED_WARN | CASE_FIRED_RESOLVE);
             e.type = EVENT_EXTENSION_APPROVED;
         } else {
             e.type = EVENT_EXTENSION_REJECTED;
@@ -990,11 +1024,19 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
             return gl_error_set(err, GL_EINVALID, "unit", "no unit \"%.*s\": catalog.get "
                                 "lists the units", (int)a->unit.n, a->unit.p);
         }
+        if (gl_str_eq2(a->unit, old.unit) && old.state != CASE_RETURNED) {
+            /* It would only reset the deadlines: that is what an extension is for. */
+            return gl_error_set(err, GL_ECONFLICT, "unit", "the case is already with %.*s",
+                                (int)a->unit.n, a->unit.p);
+        }
         c.state = CASE_DISPATCHED;
         c.unit = a->unit;
         c.level = 0;
         c.extension_until = 0;
         set_deadlines(town, &c, now_ms);
+        if (c.dispatched_at == 0) {
+            c.dispatched_at = now_ms;
+        }
         e.type = EVENT_REASSIGNED;
         break;
     case ACT_MERGE: {
@@ -1013,6 +1055,7 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
                                 case_state_name(into.state));
         }
         c.state = CASE_MERGED;
+        c.extension_until = 0;
         c.duplicate_of = into.duplicate_of != 0 ? into.duplicate_of : into.id;
         if (c.duplicate_of == c.id) {
             return gl_error_set(err, GL_EINVALID, "into", "case %llu is a duplicate of this one",
@@ -1036,6 +1079,7 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
         break;
     case ACT_WITHDRAW:
         c.state = CASE_WITHDRAWN;
+        c.extension_until = 0;
         e.type = EVENT_WITHDRAWN;
         break;
     default:

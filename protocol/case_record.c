@@ -95,7 +95,7 @@ static int pack_kv_bool(msgpack_packer *pk, const char *k, bool v)
     return mp_pack_cstr(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 }
 
-#define CASE_RECORD_KEYS 29
+#define CASE_RECORD_KEYS 35
 
 int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
 {
@@ -159,6 +159,12 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
     rc |= sat != NULL ? mp_pack_cstr(pk, sat) : msgpack_pack_nil(pk);
     rc |= pack_kv_str(pk, "reply", c->reply);
     rc |= pack_kv_time(pk, "extension_until", c->extension_until);
+    rc |= pack_kv_str(pk, "agent", c->agent);
+    rc |= pack_kv_time(pk, "dispatched_at", c->dispatched_at);
+    rc |= pack_kv_time(pk, "accepted_at", c->accepted_at);
+    rc |= pack_kv_time(pk, "resolved_at", c->resolved_at);
+    rc |= pack_kv_time(pk, "warn_at", c->warn_at);
+    rc |= pack_kv_int(pk, "deadlines_fired", c->deadlines_fired);
     return rc != 0 ? -1 : 0;
 }
 
@@ -271,6 +277,12 @@ int case_record_unpack(const msgpack_object *o, case_record *c)
         else if (key_is(k, "return_count")) c->return_count = (uint32_t)obj_int(v);
         else if (key_is(k, "reply")) c->reply = obj_str(v);
         else if (key_is(k, "extension_until")) c->extension_until = obj_int(v);
+        else if (key_is(k, "agent")) c->agent = obj_str(v);
+        else if (key_is(k, "dispatched_at")) c->dispatched_at = obj_int(v);
+        else if (key_is(k, "accepted_at")) c->accepted_at = obj_int(v);
+        else if (key_is(k, "resolved_at")) c->resolved_at = obj_int(v);
+        else if (key_is(k, "warn_at")) c->warn_at = obj_int(v);
+        else if (key_is(k, "deadlines_fired")) c->deadlines_fired = (uint32_t)obj_int(v);
         else if (key_is(k, "returned_by") && v->type == MSGPACK_OBJECT_ARRAY) {
             uint32_t n = v->via.array.size;
             c->n_returned_by = n > CASE_MAX_RETURNED ? CASE_MAX_RETURNED : n;

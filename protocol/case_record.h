@@ -87,7 +87,21 @@ typedef struct {
     case_satisfaction satisfaction;
     gl_str            reply;           /* the unit's reply to the resident (办结) */
     int64_t           extension_until; /* an extension asked for, not yet decided; 0 = none */
+    gl_str            agent;           /* 代办: the community following it for the resident */
+    /* When things happened (0 = not yet), for the rates units are judged by. */
+    int64_t           dispatched_at;   /* the first dispatch */
+    int64_t           accepted_at;     /* the last time it was signed for */
+    int64_t           resolved_at;     /* the last time it was resolved */
+    /* Deadlines: warn_at is when the warning (超时预警) is due; deadlines_fired says which
+     * of the current deadlines have already been acted on (CASE_FIRED_*), so that none
+     * fires twice. Setting new deadlines clears it. */
+    int64_t           warn_at;
+    uint32_t          deadlines_fired;
 } case_record;
+
+#define CASE_FIRED_WARN    0x1u
+#define CASE_FIRED_ACCEPT  0x2u
+#define CASE_FIRED_RESOLVE 0x4u
 
 /* Flags for case_record_pack. */
 #define CASE_PACK_MASK_PHONE 0x1u  /* reporter phone shown as 138****5678 */

@@ -1074,8 +1074,9 @@ parse_act(const msgpack_object *body, int64_t now_ms, request_act *out, gl_error
         return rc;
     }
     if (f[AC_UNTIL] != NULL) {
-        rc = int_get(f[AC_UNTIL], "until", now_ms + 1, INT64_MAX,
-                     "must be a time in the future, in ms since the epoch", &out->until, err);
+        rc = int_get(f[AC_UNTIL], "until", now_ms + 1, now_ms + REQUEST_MAX_EXTENSION_MS,
+                     "must be a time in the future, at most a year ahead, in ms since the "
+                     "epoch", &out->until, err);
         if (rc != 0) {
             return rc;
         }

@@ -107,6 +107,7 @@ const char *case_action_name(case_action a);   /* "accept", "approve_extension",
 
 #define REQUEST_MAX_NOTE   2000
 #define REQUEST_MAX_REPLY  4000
+#define REQUEST_MAX_EXTENSION_MS (366LL * 24 * 3600 * 1000)   /* `until` at most this far ahead */
 
 typedef struct {
     uint64_t          id;
