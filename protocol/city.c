@@ -38,6 +38,7 @@ extern const char city_default_text[];
 #define CITY_DUP_WINDOW_MS   (24LL * 3600 * 1000)
 #define CITY_DUP_DISTANCE_M  100.0
 #define CITY_DUP_DIST_MAX_M  100000.0   /* 100 km: "the same spot" means nothing beyond */
+#define CITY_MIN_CASES_MAX   1000000000   /* stars: a threshold no period could reach */
 
 typedef struct {
     const char *code;        /* the table's own copy */
@@ -69,8 +70,17 @@ typedef struct {
 
 static const char *const section_names[] = {
     "city", "max_returns", "places", "sla", "categories", "units", "routing",
-    "duplicates", NULL
+    "duplicates", "calendar", "stars", NULL
 };
+
+/* The star thresholds when no file has a stars section (default_city.cfg's values). */
+static const city_stars stars_default[CITY_STARS_MAX - CITY_STARS_MIN + 1] = {
+    { 0.80, 0.80, 0.80, 5 },     /* three */
+    { 0.90, 0.90, 0.90, 10 },    /* four */
+    { 0.95, 0.95, 0.95, 20 },    /* five */
+};
+/* Indexed like city.stars; NULL-terminated for check_keys. */
+static const char *const star_level_names[] = { "three", "four", "five", NULL };
 
 /* The key holding the level below, per level; grids have none. */
 static const char *const place_child_key[] = { "streets", "communities", "grids", NULL };
@@ -581,6 +591,394 @@ parse_duplicates(parse_ctx *x, const config_setting_t *s)
         }
         x->c->dup_distance_m = d;
     }
+    return 0;
+}
+
+/* ---- calendar -------------------------------------------------------------------- */
+
+static const char *const weekday_names[] = {
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
+};
+
+static bool
+is_array_or_list(const config_setting_t *m)
+{
+    return config_setting_is_array(m) || config_setting_is_list(m);
+}
+
+static int
+parse_workdays(parse_ctx *x, const config_setting_t *m, calendar *cal)
+{
+    int     i, len;
+    uint8_t days = 0;
+
+    if (!is_array_or_list(m)) {
+        return fail(x, m, "calendar: \"workdays\" must be an array [ ... ] of days of the "
+                    "week, 1 (Monday) to 7 (Sunday)");
+    }
+    len = config_setting_length(m);
+    if (len == 0) {
+        /* A working-time SLA class would then fall due only on swapped days. */
+        return fail(x, m, "calendar: \"workdays\" is empty; at least one day of the week "
+                    "must be a working day");
+    }
+    for (i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(m, (unsigned)i);
+        long long               d;
+
+        if (config_setting_type(e) != CONFIG_TYPE_INT
+            && config_setting_type(e) != CONFIG_TYPE_INT64) {
+            return fail(x, e, "calendar: \"workdays\" must hold days of the week as "
+                        "numbers, 1 (Monday) to 7 (Sunday)");
+        }
+        d = config_setting_get_int64(e);
+        if (d < 1 || d > 7) {
+            return fail(x, e, "calendar: workday %lld is not 1 (Monday) to 7 (Sunday)", d);
+        }
+        if (days & (1u << (d - 1))) {
+            return fail(x, e, "calendar: workday %lld (%s) is listed twice", d,
+                        weekday_names[d - 1]);
+        }
+        days |= (uint8_t)(1u << (d - 1));
+    }
+    cal->workdays = days;
+    return 0;
+}
+
+static void
+span_text(const calendar_span *sp, char *out, size_t cap)
+{
+    snprintf(out, cap, "%02d:%02d-%02d:%02d", sp->start_min / 60, sp->start_min % 60,
+             sp->end_min / 60, sp->end_min % 60);
+}
+
+static int
+parse_hours(parse_ctx *x, const config_setting_t *m, calendar *cal)
+{
+    calendar_span spans[CALENDAR_MAX_SPANS];
+    char          prev[32];
+    int           i, len;
+
+    if (!is_array_or_list(m)) {
+        return fail(x, m, "calendar: \"hours\" must be an array [ ... ] of spans such as "
+                    "\"09:00-12:00\"");
+    }
+    len = config_setting_length(m);
+    if (len == 0) {
+        return fail(x, m, "calendar: \"hours\" is empty; a working day needs at least one "
+                    "span such as \"09:00-12:00\"");
+    }
+    if (len > CALENDAR_MAX_SPANS) {
+        return fail(x, m, "calendar: \"hours\" has %d spans; at most %d", len,
+                    CALENDAR_MAX_SPANS);
+    }
+    for (i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(m, (unsigned)i);
+        const char             *t;
+
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            return fail(x, e, "calendar: \"hours\" must hold spans (strings) such as "
+                        "\"09:00-12:00\"");
+        }
+        t = config_setting_get_string(e);
+        if (calendar_parse_span(t, &spans[i]) != 0) {
+            return fail(x, e, "calendar: hours \"%.32s\" is not a span HH:MM-HH:MM on the "
+                        "24-hour clock ending after it starts, such as \"13:30-17:30\"", t);
+        }
+        if (i == 0) {
+            continue;
+        }
+        span_text(&spans[i - 1], prev, sizeof prev);
+        /* The counting walks the spans in order and would count an overlap twice. */
+        if (spans[i].start_min < spans[i - 1].start_min) {
+            return fail(x, e, "calendar: hours \"%s\" starts before \"%s\" listed before "
+                        "it; list the spans in the order of the day", t, prev);
+        }
+        if (spans[i].start_min < spans[i - 1].end_min) {
+            return fail(x, e, "calendar: hours \"%s\" overlaps \"%s\"", t, prev);
+        }
+    }
+    memcpy(cal->spans, spans, (size_t)len * sizeof spans[0]);
+    cal->n_spans = (size_t)len;
+    return 0;
+}
+
+typedef struct {
+    int32_t                 day;
+    const config_setting_t *at;
+} dated;
+
+static int
+dated_cmp(const void *pa, const void *pb)
+{
+    const dated *a = pa, *b = pb;
+
+    return a->day < b->day ? -1 : a->day > b->day;
+}
+
+/* Reads an array of "YYYY-MM-DD" under key into *out (sorted, with where each was
+ * written), refusing a bad or repeated date. *out is NULL when the key is absent. */
+static int
+parse_dates(parse_ctx *x, const config_setting_t *g, const char *key, const char *one,
+            dated **out, size_t *n)
+{
+    const config_setting_t *m = config_setting_get_member(g, key);
+    int                     i, len;
+
+    *out = NULL;
+    *n   = 0;
+    if (m == NULL) {
+        return 0;
+    }
+    if (!is_array_or_list(m)) {
+        return fail(x, m, "calendar: \"%s\" must be an array [ ... ] of dates such as "
+                    "\"2026-10-01\"", key);
+    }
+    len  = config_setting_length(m);
+    *out = alloc_table((size_t)len, sizeof **out);
+    if (*out == NULL) {
+        return fail_oom(x);
+    }
+    for (i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(m, (unsigned)i);
+        const char             *t;
+
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            return fail(x, e, "calendar: \"%s\" must hold dates (strings) such as "
+                        "\"2026-10-01\"", key);
+        }
+        t = config_setting_get_string(e);
+        if (calendar_parse_date(t, &(*out)[i].day) != 0) {
+            return fail(x, e, "calendar: %s \"%.32s\" is not a date YYYY-MM-DD that "
+                        "exists (from 1970 on)", one, t);
+        }
+        (*out)[i].at = e;
+        *n = (size_t)i + 1;
+    }
+    qsort(*out, *n, sizeof **out, dated_cmp);
+    for (i = 1; (size_t)i < *n; i++) {
+        const dated *a = &(*out)[i - 1], *b = &(*out)[i];
+
+        if (a->day == b->day) {
+            /* Name the later line: that is the one to delete. */
+            const dated *first  = config_setting_source_line(a->at)
+                                  <= config_setting_source_line(b->at) ? a : b;
+            const dated *second = first == a ? b : a;
+
+            return fail(x, second->at, "calendar: %s \"%s\" is listed twice (first at "
+                        "line %u)", one, config_setting_get_string(second->at),
+                        config_setting_source_line(first->at));
+        }
+    }
+    return 0;
+}
+
+static int
+dates_keep(parse_ctx *x, const dated *d, size_t n, int32_t **out, size_t *n_out)
+{
+    size_t i;
+
+    *out = alloc_table(n, sizeof **out);
+    if (*out == NULL) {
+        return fail_oom(x);
+    }
+    for (i = 0; i < n; i++) {
+        (*out)[i] = d[i].day;
+    }
+    *n_out = n;
+    return 0;
+}
+
+/* calendar = { workdays; hours; holidays; working_weekends; }: a key left out keeps
+ * its built-in value (Monday to Friday, 09:00-12:00 and 13:30-17:30, no dates), so a
+ * deployment's section need only list its own year's dates. */
+static int
+parse_calendar(parse_ctx *x, const config_setting_t *s)
+{
+    static const char *const keys[] = {
+        "workdays", "hours", "holidays", "working_weekends", NULL
+    };
+    calendar               *cal = &x->c->calendar;
+    const config_setting_t *m;
+    dated                  *hol = NULL, *wk = NULL;
+    size_t                  n_hol = 0, n_wk = 0, i, j;
+    int                     rc = -1;
+
+    if (!config_setting_is_group(s)) {
+        return fail(x, s, "calendar must be a group { workdays; hours; holidays; "
+                    "working_weekends; }");
+    }
+    if (check_keys(x, s, "calendar", keys) != 0) {
+        return -1;
+    }
+    if ((m = config_setting_get_member(s, "workdays")) != NULL
+        && parse_workdays(x, m, cal) != 0) {
+        return -1;
+    }
+    if ((m = config_setting_get_member(s, "hours")) != NULL && parse_hours(x, m, cal) != 0) {
+        return -1;
+    }
+    if (parse_dates(x, s, "holidays", "holiday", &hol, &n_hol) != 0
+        || parse_dates(x, s, "working_weekends", "working weekend", &wk, &n_wk) != 0) {
+        goto cleanup;
+    }
+    for (i = 0; i < n_wk; i++) {
+        int wd = calendar_weekday(wk[i].day);
+
+        /* Listing a working weekday here is a slip for some other date, and saying
+         * nothing would leave the real swapped day a day off. */
+        if (cal->workdays & (1u << (wd - 1))) {
+            fail(x, wk[i].at, "calendar: working weekend \"%s\" is a %s, already a "
+                 "working day", config_setting_get_string(wk[i].at), weekday_names[wd - 1]);
+            goto cleanup;
+        }
+    }
+    /* Both lists are sorted: one merge finds a date in both. */
+    for (i = 0, j = 0; i < n_hol && j < n_wk;) {
+        if (hol[i].day < wk[j].day) {
+            i++;
+        } else if (hol[i].day > wk[j].day) {
+            j++;
+        } else {
+            fail(x, wk[j].at, "calendar: \"%s\" is both a holiday (line %u) and a working "
+                 "weekend", config_setting_get_string(wk[j].at),
+                 config_setting_source_line(hol[i].at));
+            goto cleanup;
+        }
+    }
+    if (dates_keep(x, hol, n_hol, &cal->holidays, &cal->n_holidays) != 0
+        || dates_keep(x, wk, n_wk, &cal->working_weekends, &cal->n_working_weekends)
+               != 0) {
+        goto cleanup;
+    }
+    rc = 0;
+
+cleanup:
+    free(hol);
+    free(wk);
+    return rc;
+}
+
+/* ---- stars ----------------------------------------------------------------------- */
+
+static const char *const star_keys[] = {
+    "response_rate", "on_time_rate", "satisfaction_rate", "min_cases", NULL
+};
+
+static int
+get_rate(parse_ctx *x, const config_setting_t *g, const char *what, const char *key,
+         double *out)
+{
+    const config_setting_t *m = config_setting_get_member(g, key);
+    double                  v;
+
+    if (m == NULL) {
+        return fail(x, g, "%s: \"%s\" is missing", what, key);
+    }
+    if (!config_setting_is_number(m)) {
+        return fail(x, m, "%s: \"%s\" must be a number from 0 to 1, e.g. 0.9", what, key);
+    }
+    v = config_setting_type(m) == CONFIG_TYPE_FLOAT ? config_setting_get_float(m)
+                                                    : (double)config_setting_get_int64(m);
+    /* Written as a negation so that a NaN is refused too. */
+    if (!(v >= 0.0 && v <= 1.0)) {
+        return fail(x, m, "%s: \"%s\" must be from 0 to 1, e.g. 0.9 for 90%%", what, key);
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+parse_star_level(parse_ctx *x, const config_setting_t *s, int lvl, city_stars *out)
+{
+    const char             *name = star_level_names[lvl];
+    const config_setting_t *g    = config_setting_get_member(s, name);
+    const config_setting_t *m;
+    char                    what[32];
+    long long               n;
+
+    snprintf(what, sizeof what, "stars: %s", name);
+    if (!config_setting_is_group(g)) {
+        return fail(x, g, "%s must be a group { response_rate; on_time_rate; "
+                    "satisfaction_rate; min_cases; }", what);
+    }
+    if (check_keys(x, g, what, star_keys) != 0
+        || get_rate(x, g, what, "response_rate", &out->response_rate) != 0
+        || get_rate(x, g, what, "on_time_rate", &out->on_time_rate) != 0
+        || get_rate(x, g, what, "satisfaction_rate", &out->satisfaction_rate) != 0) {
+        return -1;
+    }
+    m = config_setting_get_member(g, "min_cases");
+    if (m == NULL) {
+        return fail(x, g, "%s: \"min_cases\" is missing", what);
+    }
+    if (config_setting_type(m) != CONFIG_TYPE_INT
+        && config_setting_type(m) != CONFIG_TYPE_INT64) {
+        return fail(x, m, "%s: \"min_cases\" must be an integer", what);
+    }
+    n = config_setting_get_int64(m);
+    if (n < 0 || n > CITY_MIN_CASES_MAX) {
+        return fail(x, m, "%s: \"min_cases\" is %lld; it must be 0 to %d", what, n,
+                    CITY_MIN_CASES_MAX);
+    }
+    out->min_cases = (uint32_t)n;
+    return 0;
+}
+
+/* stars = { three; four; five; }: all three levels and all their keys, since half a
+ * rating rule taken from defaults would rate communities by a rule nobody wrote. */
+static int
+parse_stars(parse_ctx *x, const config_setting_t *s)
+{
+    city_stars st[CITY_STARS_MAX - CITY_STARS_MIN + 1];
+    int        lvl, k;
+
+    if (!config_setting_is_group(s)) {
+        return fail(x, s, "stars must be a group { three = {...}; four = {...}; "
+                    "five = {...}; }");
+    }
+    if (check_keys(x, s, "stars", star_level_names) != 0) {
+        return -1;
+    }
+    /* A level that is missing is named after the errors in those written. */
+    for (lvl = 0; lvl <= CITY_STARS_MAX - CITY_STARS_MIN; lvl++) {
+        if (config_setting_get_member(s, star_level_names[lvl]) != NULL
+            && parse_star_level(x, s, lvl, &st[lvl]) != 0) {
+            return -1;
+        }
+    }
+    for (lvl = 0; lvl <= CITY_STARS_MAX - CITY_STARS_MIN; lvl++) {
+        if (config_setting_get_member(s, star_level_names[lvl]) == NULL) {
+            return fail(x, s, "stars: \"%s\" is missing; a stars section names three, "
+                        "four and five", star_level_names[lvl]);
+        }
+    }
+    /* More stars must never ask for less: otherwise a community could reach five stars
+     * while failing four, and its rating would depend on the order levels are tried. */
+    for (lvl = 1; lvl <= CITY_STARS_MAX - CITY_STARS_MIN; lvl++) {
+        const city_stars *lo = &st[lvl - 1], *hi = &st[lvl];
+        const double      lo_v[3] = { lo->response_rate, lo->on_time_rate,
+                                      lo->satisfaction_rate };
+        const double      hi_v[3] = { hi->response_rate, hi->on_time_rate,
+                                      hi->satisfaction_rate };
+        const config_setting_t *g = config_setting_get_member(s, star_level_names[lvl]);
+
+        for (k = 0; k < 3; k++) {
+            if (hi_v[k] < lo_v[k]) {
+                return fail(x, config_setting_get_member(g, star_keys[k]),
+                            "stars: %s's \"%s\" (%g) is below %s's (%g); more stars must "
+                            "not ask for less", star_level_names[lvl], star_keys[k],
+                            hi_v[k], star_level_names[lvl - 1], lo_v[k]);
+            }
+        }
+        if (hi->min_cases < lo->min_cases) {
+            return fail(x, config_setting_get_member(g, "min_cases"),
+                        "stars: %s's \"min_cases\" (%u) is below %s's (%u); more stars "
+                        "must not ask for less", star_level_names[lvl], hi->min_cases,
+                        star_level_names[lvl - 1], lo->min_cases);
+        }
+    }
+    memcpy(x->c->stars, st, sizeof st);
     return 0;
 }
 
@@ -1174,11 +1572,14 @@ parse_all(parse_ctx *x, const config_t *def, const config_t *usr)
         { "places", parse_places, false },     { "sla", parse_sla, false },
         { "categories", parse_categories, false }, { "units", parse_units, false },
         { "routing", parse_routing, false },   { "duplicates", parse_duplicates, true },
+        { "calendar", parse_calendar, true },  { "stars", parse_stars, true },
     };
     size_t i;
 
     x->c->dup_window_ms  = CITY_DUP_WINDOW_MS;
     x->c->dup_distance_m = CITY_DUP_DISTANCE_M;
+    calendar_set_default(&x->c->calendar);
+    memcpy(x->c->stars, stars_default, sizeof x->c->stars);
     for (i = 0; i < sizeof order / sizeof order[0]; i++) {
         const config_setting_t *s = pick_section(x, def, usr, order[i].name,
                                                  order[i].optional);
@@ -1277,6 +1678,8 @@ city_destroy(city **cp)
     free(c->categories);
     free(c->units);
     free(c->rules);
+    free(c->calendar.holidays);
+    free(c->calendar.working_weekends);
     free(c->name);
     free(c->code_prefix);
     free(c->source);

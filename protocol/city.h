@@ -1,7 +1,9 @@
 /*
  * city: the city a daemon serves, as data: the place tree (city -> district -> street
  * office -> community -> grid cell), the catalogue of categories, the handling units,
- * the SLA classes, the routing rules and what makes two cases duplicates.
+ * the SLA classes, the routing rules, what makes two cases duplicates, the business
+ * calendar that working-time SLA classes count on, and the thresholds by which
+ * communities are rated with stars.
  *
  * It is read from a libconfig file. With no file, the built-in default (a small city,
  * default_city.cfg compiled in) is used; a file replaces, section by section, the
@@ -14,6 +16,7 @@
 #ifndef CITY_H
 #define CITY_H
 
+#include "calendar.h"
 #include "case_record.h"
 #include "gl_error.h"
 #include "mp_util.h"
@@ -70,10 +73,25 @@ typedef struct {
     int unit;                /* index into city.units */
 } city_rule;
 
+/* What a community must reach over a period to be rated with a number of stars: every
+ * rate at least its threshold (the rates of protocol.md, "Rates", each in [0, 1]) and at
+ * least min_cases cases, so that a handful of cases cannot earn five stars. */
+typedef struct {
+    double   response_rate;      /* signed for before accept_by / dispatched */
+    double   on_time_rate;       /* resolved before resolve_by / resolved */
+    double   satisfaction_rate;  /* satisfied or basically satisfied / callbacks */
+    uint32_t min_cases;          /* cases received in the period */
+} city_stars;
+
+/* The star ratings that have thresholds: three, four and five stars. A community that
+ * reaches none of them is not rated. */
+#define CITY_STARS_MIN 3
+#define CITY_STARS_MAX 5
+
 typedef struct city {
     char          *name;
     char          *code_prefix;      /* "GL": case codes are GL-YYYYMMDD-NNNNNN */
-    int            utc_offset_min;   /* the city's clock, for the date in case codes */
+    int            utc_offset_min;   /* the city's clock: case codes' dates, the calendar */
     uint32_t       max_returns;      /* returns before the supervision unit decides */
     int64_t        dup_window_ms;    /* duplicates: the older case is at most this old */
     double         dup_distance_m;   /* duplicates: at most this far apart (coordinates) */
@@ -82,6 +100,14 @@ typedef struct city {
     city_category *categories; size_t n_categories;
     city_unit     *units;      size_t n_units;
     city_rule     *rules;      size_t n_rules;
+    /* The business calendar in the city's clock (utc_offset_min), for SLA classes with
+     * working_time; its date arrays are the city's, freed by city_destroy. Without a
+     * calendar section: Monday to Friday, 09:00-12:00 and 13:30-17:30, no holidays. */
+    calendar       calendar;
+    /* stars[n - CITY_STARS_MIN]: what n stars take. Each level asks at least as much as
+     * the one below it (every rate and min_cases), so a rater may try five, then four,
+     * then three, and stop at the first reached. */
+    city_stars     stars[CITY_STARS_MAX - CITY_STARS_MIN + 1];
     char          *source;           /* "built-in" or the file's path */
     void          *index;            /* private: sorted code indexes for look-ups */
 } city;

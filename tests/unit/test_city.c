@@ -1,7 +1,7 @@
 /*
  * test_city: the city model: the built-in default, look-ups, location checks, a
  * deployment's file replacing sections, the errors that name file and line, the
- * duplicates section and the catalog.get form.
+ * duplicates, calendar and stars sections and the catalog.get form.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,7 +141,7 @@ test_default_sla_classes_follow_beijing(void **state)
     assert_int_equal(c->sla[e].accept_ms, 3600 * 1000);
     assert_int_equal(c->sla[e].resolve_ms, 2 * 3600 * 1000);
     assert_false(c->sla[e].working_time);
-    assert_int_equal(c->sla[s].resolve_ms, 7LL * 86400 * 1000);
+    assert_int_equal(c->sla[s].resolve_ms, 49LL * 3600 * 1000);   /* 7 working days of 7 h */
     assert_true(c->sla[s].working_time);
     assert_true(c->sla[s].warn_ratio > 0.79 && c->sla[s].warn_ratio < 0.81);
     city_destroy(&c);
@@ -558,6 +558,238 @@ test_bad_duplicates_are_refused(void **state)
     expect_refused("duplicate = { window = \"1h\"; };\n", 1, "unknown key \"duplicate\"");
 }
 
+/* ---- calendar --------------------------------------------------------------------- */
+
+static int32_t
+date_of(const char *s)
+{
+    int32_t d = 0;
+
+    assert_int_equal(calendar_parse_date(s, &d), 0);
+    return d;
+}
+
+static void
+test_default_calendar_has_office_hours_and_2026_holidays(void **state)
+{
+    city           *c   = load_default();
+    const calendar *cal = &c->calendar;
+
+    assert_int_equal(cal->workdays, 0x1f);
+    assert_int_equal(cal->n_spans, 2);
+    assert_int_equal(cal->spans[0].start_min, 9 * 60);
+    assert_int_equal(cal->spans[1].end_min, 17 * 60 + 30);
+    /* National Day is off, its swapped Saturday works, an ordinary Saturday does not. */
+    assert_false(calendar_is_working_day(cal, date_of("2026-10-01")));
+    assert_false(calendar_is_working_day(cal, date_of("2026-02-17")));
+    assert_true(calendar_is_working_day(cal, date_of("2026-10-10")));
+    assert_true(calendar_is_working_day(cal, date_of("2026-02-14")));
+    assert_false(calendar_is_working_day(cal, date_of("2026-03-14")));
+    assert_true(calendar_is_working_day(cal, date_of("2026-03-16")));
+    assert_true(cal->n_holidays >= 20 && cal->n_working_weekends >= 4);
+    city_destroy(&c);
+}
+
+static void
+test_user_calendar_replaces_the_default_and_fills_left_out_keys(void **state)
+{
+    tmp_cfg t;
+    char    err[512] = "";
+    city   *c;
+
+    /* Only holidays: the week and hours are the built-in ones, and the default's 2026
+     * dates are gone (the section is replaced whole). */
+    tmp_cfg_write(&t, "calendar = { holidays = [\"2027-01-01\", \"2026-12-31\"]; };\n");
+    c = city_new(t.path, err, sizeof err);
+    if (c == NULL) {
+        fail_msg("refused: %s", err);
+    }
+    assert_int_equal(c->calendar.workdays, 0x1f);
+    assert_int_equal(c->calendar.n_spans, 2);
+    assert_int_equal(c->calendar.n_holidays, 2);
+    assert_int_equal(c->calendar.holidays[0], date_of("2026-12-31"));   /* sorted */
+    assert_int_equal(c->calendar.n_working_weekends, 0);
+    assert_true(calendar_is_working_day(&c->calendar, date_of("2026-10-01")));
+    city_destroy(&c);
+    tmp_cfg_remove(&t);
+
+    tmp_cfg_write(&t, "calendar = {\n"
+                      "  workdays = [7, 1, 2, 3, 4];\n"
+                      "  hours = [\"08:00-12:00\", \"12:00-16:00\", \"18:00-24:00\"];\n"
+                      "  holidays = [];\n"
+                      "  working_weekends = [\"2026-10-09\"];\n"
+                      "};\n");
+    c = city_new(t.path, err, sizeof err);
+    if (c == NULL) {
+        fail_msg("refused: %s", err);
+    }
+    assert_int_equal(c->calendar.workdays, 0x4f);
+    assert_int_equal(c->calendar.n_spans, 3);
+    assert_int_equal(c->calendar.spans[2].end_min, 24 * 60);
+    assert_int_equal(c->calendar.n_holidays, 0);
+    assert_true(calendar_is_working_day(&c->calendar, date_of("2026-10-09")));   /* Fri */
+    assert_true(calendar_is_working_day(&c->calendar, date_of("2026-10-11")));   /* Sun */
+    assert_false(calendar_is_working_day(&c->calendar, date_of("2026-10-16")));  /* Fri */
+    city_destroy(&c);
+    tmp_cfg_remove(&t);
+}
+
+static void
+test_bad_calendar_hours_are_refused(void **state)
+{
+    expect_refused("calendar = {\n  hours = [\"09:00-12:00\",\n    \"9:00-12:00\"]; };\n",
+                   3, "calendar: hours \"9:00-12:00\" is not a span");
+    expect_refused("calendar = {\n  hours = [\"12:00-09:00\"]; };\n", 2, "is not a span");
+    expect_refused("calendar = {\n  hours = [\"25:00-26:00\"]; };\n", 2, "is not a span");
+    expect_refused("calendar = {\n  hours = [\"09:00-12:30\",\n    \"12:00-17:00\"]; };\n",
+                   3, "hours \"12:00-17:00\" overlaps \"09:00-12:30\"");
+    expect_refused("calendar = {\n  hours = [\"13:30-17:30\",\n    \"09:00-12:00\"]; };\n",
+                   3, "hours \"09:00-12:00\" starts before \"13:30-17:30\"");
+    expect_refused("calendar = {\n  hours = [];\n};\n", 2, "\"hours\" is empty");
+    expect_refused("calendar = {\n  hours = \"09:00-17:00\"; };\n", 2,
+                   "\"hours\" must be an array");
+    expect_refused("calendar = {\n  hours = [900]; };\n", 2, "\"hours\" must hold spans");
+    expect_refused("calendar = { hours = [\"00:00-01:00\", \"01:00-02:00\", \"02:00-03:00\",\n"
+                   "  \"03:00-04:00\", \"04:00-05:00\", \"05:00-06:00\", \"06:00-07:00\",\n"
+                   "  \"07:00-08:00\", \"08:00-09:00\"]; };\n", 1, "at most 8");
+}
+
+static void
+test_bad_calendar_days_are_refused(void **state)
+{
+    expect_refused("calendar = {\n  workdays = [1, 2, 8]; };\n", 2,
+                   "calendar: workday 8 is not 1 (Monday) to 7 (Sunday)");
+    expect_refused("calendar = {\n  workdays = [1, 2, 2]; };\n", 2,
+                   "workday 2 (Tuesday) is listed twice");
+    expect_refused("calendar = {\n  workdays = [];\n};\n", 2, "\"workdays\" is empty");
+    expect_refused("calendar = {\n  workdays = [\"Mon\"]; };\n", 2,
+                   "\"workdays\" must hold days of the week");
+    expect_refused("calendar = {\n  workdays = 5; };\n", 2, "\"workdays\" must be an array");
+    expect_refused("max_returns = 1;\ncalendar = {\n  weekdays = [1]; };\n", 3,
+                   "calendar: unknown key \"weekdays\"");
+    expect_refused("calendar = [1, 2];\n", 1, "calendar must be a group");
+}
+
+static void
+test_bad_calendar_dates_are_refused(void **state)
+{
+    expect_refused("calendar = {\n  holidays = [\"2026-10-01\",\n    \"2026-02-30\"]; };\n",
+                   3, "calendar: holiday \"2026-02-30\" is not a date YYYY-MM-DD");
+    expect_refused("calendar = {\n  holidays = [\"2026/10/01\"]; };\n", 2,
+                   "holiday \"2026/10/01\" is not a date");
+    expect_refused("calendar = {\n  working_weekends = [\"2026-10-1\"]; };\n", 2,
+                   "working weekend \"2026-10-1\" is not a date");
+    expect_refused("calendar = {\n  holidays = [20261001]; };\n", 2,
+                   "\"holidays\" must hold dates");
+    expect_refused("calendar = {\n"
+                   "  holidays = [\"2026-10-02\",\n"
+                   "    \"2026-10-01\",\n"
+                   "    \"2026-10-02\"]; };\n",
+                   4, "holiday \"2026-10-02\" is listed twice (first at line 2)");
+    expect_refused("calendar = {\n"
+                   "  holidays = [\"2026-10-10\"];\n"
+                   "  working_weekends = [\"2026-09-20\",\n"
+                   "    \"2026-10-10\"]; };\n",
+                   4, "\"2026-10-10\" is both a holiday (line 2) and a working weekend");
+    expect_refused("calendar = {\n  working_weekends = [\"2026-10-12\"]; };\n", 2,
+                   "working weekend \"2026-10-12\" is a Monday, already a working day");
+}
+
+/* ---- stars ------------------------------------------------------------------------ */
+
+static void
+test_default_stars_rise_from_three_to_five(void **state)
+{
+    city             *c     = load_default();
+    const city_stars *three = &c->stars[3 - CITY_STARS_MIN];
+    const city_stars *five  = &c->stars[5 - CITY_STARS_MIN];
+
+    assert_true(five->response_rate > 0.949 && five->response_rate < 0.951);
+    assert_true(five->satisfaction_rate > 0.949 && five->satisfaction_rate < 0.951);
+    assert_int_equal(five->min_cases, 20);
+    assert_true(three->on_time_rate > 0.799 && three->on_time_rate < 0.801);
+    assert_int_equal(three->min_cases, 5);
+    assert_true(c->stars[1].on_time_rate >= three->on_time_rate
+                && c->stars[1].on_time_rate <= five->on_time_rate);
+    city_destroy(&c);
+}
+
+static const char stars_ok[] =
+    "stars = {\n"
+    "  five = { response_rate = 1; on_time_rate = 0.99; satisfaction_rate = 0.98; min_cases = 50; };\n"
+    "  four = { response_rate = 0.9; on_time_rate = 0.9; satisfaction_rate = 0.9; min_cases = 50; };\n"
+    "  three = { response_rate = 0; on_time_rate = 0.5; satisfaction_rate = 0.5; min_cases = 0; };\n"
+    "};\n";
+
+static void
+test_user_stars_replace_the_default(void **state)
+{
+    tmp_cfg t;
+    char    err[512] = "";
+    city   *c;
+
+    tmp_cfg_write(&t, stars_ok);
+    c = city_new(t.path, err, sizeof err);
+    if (c == NULL) {
+        fail_msg("refused: %s", err);
+    }
+    assert_true(c->stars[2].response_rate > 0.999);
+    assert_int_equal(c->stars[2].min_cases, 50);
+    assert_int_equal(c->stars[1].min_cases, 50);
+    assert_true(c->stars[0].response_rate < 0.001);
+    assert_int_equal(c->stars[0].min_cases, 0);
+    /* The calendar is still the default's. */
+    assert_false(calendar_is_working_day(&c->calendar, date_of("2026-10-01")));
+    city_destroy(&c);
+    tmp_cfg_remove(&t);
+}
+
+/* stars_ok with one line's text replaced. */
+static void
+expect_stars_refused(const char *from, const char *to, int line, const char *want)
+{
+    char        text[1024];
+    const char *hit = strstr(stars_ok, from);
+    size_t      pre;
+
+    assert_non_null(hit);
+    pre = (size_t)(hit - stars_ok);
+    snprintf(text, sizeof text, "%.*s%s%s", (int)pre, stars_ok, to, hit + strlen(from));
+    expect_refused(text, line, want);
+}
+
+static void
+test_bad_stars_are_refused(void **state)
+{
+    expect_stars_refused("four = { response_rate = 0.9;", "four = { response_rate = 1.5;", 3,
+                         "stars: four: \"response_rate\" must be from 0 to 1");
+    expect_stars_refused("three = { response_rate = 0;", "three = { response_rate = -0.1;", 4,
+                         "must be from 0 to 1");
+    expect_stars_refused("five = { response_rate = 1;", "five = { response_rate = \"95%\";",
+                         2, "stars: five: \"response_rate\" must be a number");
+    expect_stars_refused("on_time_rate = 0.99;", "on_time_rate = 0.8;", 2,
+                         "stars: five's \"on_time_rate\" (0.8) is below four's (0.9)");
+    expect_stars_refused("satisfaction_rate = 0.5; min_cases = 0;",
+                         "satisfaction_rate = 0.95; min_cases = 0;", 3,
+                         "four's \"satisfaction_rate\" (0.9) is below three's (0.95)");
+    expect_stars_refused("satisfaction_rate = 0.98; min_cases = 50;",
+                         "satisfaction_rate = 0.98; min_cases = 49;", 2,
+                         "five's \"min_cases\" (49) is below four's (50)");
+    expect_stars_refused("min_cases = 0;", "min_cases = -1;", 4,
+                         "stars: three: \"min_cases\" is -1");
+    expect_stars_refused("min_cases = 0;", "min_cases = 0.5;", 4,
+                         "\"min_cases\" must be an integer");
+    expect_stars_refused(" min_cases = 0;", "", 4, "stars: three: \"min_cases\" is missing");
+    expect_stars_refused("min_cases = 0;", "min_cases = 0; max_cases = 9;", 4,
+                         "stars: three: unknown key \"max_cases\"");
+    expect_stars_refused("  four = { response_rate = 0.9; on_time_rate = 0.9; "
+                         "satisfaction_rate = 0.9; min_cases = 50; };\n", "", 1,
+                         "stars: \"four\" is missing");
+    expect_stars_refused("three = {", "two = {", 4, "stars: unknown key \"two\"");
+    expect_refused("stars = (\n);\n", 1, "stars must be a group");
+    expect_refused("stars = {\n  five = 5; };\n", 2, "stars: five must be a group");
+}
+
 /* ---- catalog.get ------------------------------------------------------------------ */
 
 static const msgpack_object *
@@ -646,8 +878,8 @@ test_catalog_packs_categories_units_places_and_sla(void **state)
     assert_str(mp_map_get(arr_at(places, 2), "code"), "D03");
 
     o = find_by_code(mp_map_get(root, "sla"), "complex");
-    assert_int_equal(mp_map_get(o, "accept_within_ms")->via.u64, 24ULL * 3600 * 1000);
-    assert_int_equal(mp_map_get(o, "resolve_within_ms")->via.u64, 15ULL * 86400 * 1000);
+    assert_int_equal(mp_map_get(o, "accept_within_ms")->via.u64, 7ULL * 3600 * 1000);
+    assert_int_equal(mp_map_get(o, "resolve_within_ms")->via.u64, 105ULL * 3600 * 1000);
     assert_str(mp_map_get(o, "clock"), "working");
     assert_true(mp_map_get(o, "warn_ratio")->via.f64 > 0.79);
 
@@ -700,6 +932,14 @@ main(void)
         cmocka_unit_test(test_user_file_replaces_duplicates),
         cmocka_unit_test(test_duplicates_key_left_out_keeps_its_default),
         cmocka_unit_test(test_bad_duplicates_are_refused),
+        cmocka_unit_test(test_default_calendar_has_office_hours_and_2026_holidays),
+        cmocka_unit_test(test_user_calendar_replaces_the_default_and_fills_left_out_keys),
+        cmocka_unit_test(test_bad_calendar_hours_are_refused),
+        cmocka_unit_test(test_bad_calendar_days_are_refused),
+        cmocka_unit_test(test_bad_calendar_dates_are_refused),
+        cmocka_unit_test(test_default_stars_rise_from_three_to_five),
+        cmocka_unit_test(test_user_stars_replace_the_default),
+        cmocka_unit_test(test_bad_stars_are_refused),
         cmocka_unit_test(test_catalog_packs_categories_units_places_and_sla),
         cmocka_unit_test(test_destroy_twice_is_safe),
     };
