@@ -1,12 +1,14 @@
 /*
- * gridline: the command-line client for gridlined. Registers cases, shows them, lists
- * them and the catalogue, and checks that the daemon is there.
+ * gridline: the command-line client for gridlined. Registers cases, acts on them, shows
+ * them, lists them (and the overdue ones), shows the rates units are judged by and the
+ * catalogue, and checks that the daemon is there.
  *
  * Output is for people by default (tables, "key: value" lines) and for scripts with
  * --json (the reply body as it came, as JSON). Exit status: 0 done; 1 the daemon
  * refused the request or could not be reached; 2 the command line was wrong.
  * Everything that talks to the daemon goes through gl_client; everything that shows a
- * reply goes through mp_print.
+ * reply goes through mp_print, but for the stats table, laid out here (with mp_print's
+ * measure of terminal columns) until mp_print has one.
  */
 #include "gl_client.h"
 #include "mp_print.h"
@@ -44,7 +46,9 @@ static const char usage_main[] =
     "  create    register a case\n"
     "  get       show one case, by id or code\n"
     "  list      list cases matching a filter\n"
+    "  overdue   list the cases past a deadline\n"
     "  act       take an action on a case: accept, resolve, return, callback, ...\n"
+    "  stats     counts and rates by unit, district, category, street or community\n"
     "  catalog   show the categories, units, places and SLA classes\n"
     "  ping      check that the daemon is up and serves case.create\n"
     "\n"
@@ -130,6 +134,38 @@ static const char usage_list[] =
     "  --limit N        cases per page, 1-500 (the daemon's default: 50)\n"
     "  --after CURSOR   the page after this cursor (the 'next' of the previous page)\n"
     "  --all            follow the cursors to the end and show every page\n";
+
+static const char usage_overdue[] =
+    "usage: gridline overdue [--unit U] [--district D] [--limit N] [--after CURSOR] [--all]\n"
+    "\n"
+    "Lists the cases past a deadline they have not met (service case.list with the filter\n"
+    "overdue): dispatched and not signed for after accept_by, or not resolved after\n"
+    "resolve_by. Oldest first, a page at a time, as 'gridline list' shows them.\n"
+    "\n"
+    "  --unit U         handled by this unit now\n"
+    "  --district D     located in this district\n"
+    "  --limit N        cases per page, 1-500 (the daemon's default: 50)\n"
+    "  --after CURSOR   the page after this cursor (the 'next' of the previous page)\n"
+    "  --all            follow the cursors to the end and show every page\n";
+
+static const char usage_stats[] =
+    "usage: gridline stats --by GROUP [--from TIME] [--to TIME]\n"
+    "\n"
+    "Shows the counts and rates units are judged by (service stats.query) over the cases\n"
+    "created in [--from, --to), one row per unit, district, category, street or community.\n"
+    "\n"
+    "  --by GROUP    unit, district, category, street or community\n"
+    "  --from TIME   created at or after TIME: ms since the epoch, or YYYY-MM-DD (00:00 UTC)\n"
+    "  --to TIME     created before TIME, in the same forms: --from 2026-11-01\n"
+    "                --to 2026-12-01 is November (UTC)\n"
+    "\n"
+    "Columns: RECEIVED cases, DISPATCHED ones, and the four rates as percentages ('-' when\n"
+    "there is nothing to divide by): RESPONSE signed for by accept_by / dispatched;\n"
+    "ON TIME resolved by resolve_by / resolved; RESOLUTION resolved or closed / received;\n"
+    "SATISFACTION satisfied or basically satisfied / callbacks. With --by community,\n"
+    "STARS: the stars (3, 4, 5) the community earns by the city's thresholds. Cases with\n"
+    "no value for GROUP (no unit yet, no street given, ...) are counted apart. With --json,\n"
+    "the reply: every count of every row.\n";
 
 static const char usage_catalog[] =
     "usage: gridline catalog\n"
@@ -433,7 +469,8 @@ enum {
     OPT_NAME, OPT_PHONE, OPT_ATTACHMENT, OPT_REPORTED_AT, OPT_ON_SPOT, OPT_REQUEST_ID,
     OPT_HISTORY, OPT_STATE, OPT_UNIT, OPT_CATEGORY_F, OPT_OVERDUE, OPT_SUPERVISED,
     OPT_FROM, OPT_TO, OPT_LIMIT, OPT_AFTER, OPT_ALL,
-    OPT_NOTE, OPT_REPLY, OPT_REASON, OPT_UNTIL, OPT_INTO, OPT_SATISFACTION, OPT_VERSION
+    OPT_NOTE, OPT_REPLY, OPT_REASON, OPT_UNTIL, OPT_INTO, OPT_SATISFACTION, OPT_VERSION,
+    OPT_BY
 };
 
 typedef struct {
@@ -1022,103 +1059,25 @@ static int print_all_json(const page_set *s)
     return rc;
 }
 
-static int cmd_list(cli *c, int argc, char **argv)
+/* Fetches the pages a filled list_args asks for and shows them: the list table, or the
+ * reply as JSON. Used by list and overdue. */
+static int run_list(cli *c, const list_args *a)
 {
-    static const struct option longopts[] = {
-        { "state", required_argument, NULL, OPT_STATE },
-        { "unit", required_argument, NULL, OPT_UNIT },
-        { "district", required_argument, NULL, OPT_DISTRICT },
-        { "street", required_argument, NULL, OPT_STREET },
-        { "community", required_argument, NULL, OPT_COMMUNITY },
-        { "grid", required_argument, NULL, OPT_GRID },
-        { "category", required_argument, NULL, OPT_CATEGORY_F },
-        { "channel", required_argument, NULL, OPT_CHANNEL },
-        { "phone", required_argument, NULL, OPT_PHONE },
-        { "overdue", no_argument, NULL, OPT_OVERDUE },
-        { "supervised", no_argument, NULL, OPT_SUPERVISED },
-        { "from", required_argument, NULL, OPT_FROM },
-        { "to", required_argument, NULL, OPT_TO },
-        { "limit", required_argument, NULL, OPT_LIMIT },
-        { "after", required_argument, NULL, OPT_AFTER },
-        { "all", no_argument, NULL, OPT_ALL },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    list_args       a = {
-        .strs = {
-            { "state", NULL },    { "unit", NULL },      { "district", NULL },
-            { "street", NULL },   { "community", NULL }, { "grid", NULL },
-            { "category", NULL }, { "channel", NULL },   { "reporter_phone", NULL },
-        },
-    };
     page_set        pages = { 0 };
     reply           r = { 0 };
     msgpack_sbuffer sb;
     msgpack_packer  pk;
     uint64_t        after, next = 0;
     int64_t         limit;
-    int             ch;
-    int             rc = EXIT_USAGE;
+    int             rc;
 
     msgpack_sbuffer_init(&sb);
-    optind = 0;
-    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_STATE:      a.strs[0].val = optarg; break;
-        case OPT_UNIT:       a.strs[1].val = optarg; break;
-        case OPT_DISTRICT:   a.strs[2].val = optarg; break;
-        case OPT_STREET:     a.strs[3].val = optarg; break;
-        case OPT_COMMUNITY:  a.strs[4].val = optarg; break;
-        case OPT_GRID:       a.strs[5].val = optarg; break;
-        case OPT_CATEGORY_F: a.strs[6].val = optarg; break;
-        case OPT_CHANNEL:    a.strs[7].val = optarg; break;
-        case OPT_PHONE:      a.strs[8].val = optarg; break;
-        case OPT_OVERDUE:    a.overdue = true; break;
-        case OPT_SUPERVISED: a.supervised = true; break;
-        case OPT_ALL:        a.all = true; break;
-        case OPT_FROM:
-        case OPT_TO:
-            if (!parse_i64(optarg, ch == OPT_FROM ? &a.from : &a.to)) {
-                rc = usage_error("list", "--%s wants ms since the epoch; got '%s'",
-                                 ch == OPT_FROM ? "from" : "to", optarg);
-                goto done;
-            }
-            *(ch == OPT_FROM ? &a.has_from : &a.has_to) = true;
-            break;
-        case OPT_LIMIT:
-            if (!parse_i64(optarg, &a.limit) || a.limit < 1) {
-                rc = usage_error("list", "--limit wants a number of cases, 1-500; got '%s'",
-                                 optarg);
-                goto done;
-            }
-            a.has_limit = true;
-            break;
-        case OPT_AFTER:
-            if (!parse_u64(optarg, &a.after)) {
-                rc = usage_error("list", "--after wants a cursor (the 'next' of a page); got '%s'",
-                                 optarg);
-                goto done;
-            }
-            break;
-        case 'h':
-            fputs(usage_list, stdout);
-            rc = finish_output(0);
-            goto done;
-        default:
-            rc = option_error("list", ch, argv);
-            goto done;
-        }
-    }
-    if (optind < argc) {
-        rc = usage_error("list", "unexpected argument '%s'", argv[optind]);
-        goto done;
-    }
-    limit = a.has_limit ? a.limit : a.all ? ALL_PAGE_LIMIT : 0;
-    after = a.after;
+    limit = a->has_limit ? a->limit : a->all ? ALL_PAGE_LIMIT : 0;
+    after = a->after;
     for (;;) {
         msgpack_sbuffer_clear(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        if (pack_list(&pk, &a, after, limit) != 0) {
+        if (pack_list(&pk, a, after, limit) != 0) {
             fprintf(stderr, "gridline: out of memory\n");
             rc = EXIT_REFUSED;
             goto done;
@@ -1132,7 +1091,7 @@ static int cmd_list(cli *c, int argc, char **argv)
             rc = EXIT_REFUSED;
             goto done;
         }
-        if (!a.all && c->json) {
+        if (!a->all && c->json) {
             print_json(r.body);
             rc = finish_output(0);
             goto done;
@@ -1142,7 +1101,7 @@ static int cmd_list(cli *c, int argc, char **argv)
             rc = EXIT_REFUSED;
             goto done;
         }
-        if (!a.all || next == 0) {
+        if (!a->all || next == 0) {
             break;
         }
         if (next <= after) {
@@ -1170,6 +1129,489 @@ static int cmd_list(cli *c, int argc, char **argv)
 done:
     reply_free(&r);
     page_set_free(&pages);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* The value of --limit or --after for command, into a; returns 0 or the usage error. */
+static int page_option(const char *command, int ch, list_args *a)
+{
+    if (ch == OPT_LIMIT) {
+        if (!parse_i64(optarg, &a->limit) || a->limit < 1) {
+            return usage_error(command, "--limit wants a number of cases, 1-500; got '%s'",
+                               optarg);
+        }
+        a->has_limit = true;
+        return 0;
+    }
+    if (!parse_u64(optarg, &a->after)) {
+        return usage_error(command, "--after wants a cursor (the 'next' of a page); got '%s'",
+                           optarg);
+    }
+    return 0;
+}
+
+static int cmd_list(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "state", required_argument, NULL, OPT_STATE },
+        { "unit", required_argument, NULL, OPT_UNIT },
+        { "district", required_argument, NULL, OPT_DISTRICT },
+        { "street", required_argument, NULL, OPT_STREET },
+        { "community", required_argument, NULL, OPT_COMMUNITY },
+        { "grid", required_argument, NULL, OPT_GRID },
+        { "category", required_argument, NULL, OPT_CATEGORY_F },
+        { "channel", required_argument, NULL, OPT_CHANNEL },
+        { "phone", required_argument, NULL, OPT_PHONE },
+        { "overdue", no_argument, NULL, OPT_OVERDUE },
+        { "supervised", no_argument, NULL, OPT_SUPERVISED },
+        { "from", required_argument, NULL, OPT_FROM },
+        { "to", required_argument, NULL, OPT_TO },
+        { "limit", required_argument, NULL, OPT_LIMIT },
+        { "after", required_argument, NULL, OPT_AFTER },
+        { "all", no_argument, NULL, OPT_ALL },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    list_args a = {
+        .strs = {
+            { "state", NULL },    { "unit", NULL },      { "district", NULL },
+            { "street", NULL },   { "community", NULL }, { "grid", NULL },
+            { "category", NULL }, { "channel", NULL },   { "reporter_phone", NULL },
+        },
+    };
+    int       ch;
+    int       rc;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_STATE:      a.strs[0].val = optarg; break;
+        case OPT_UNIT:       a.strs[1].val = optarg; break;
+        case OPT_DISTRICT:   a.strs[2].val = optarg; break;
+        case OPT_STREET:     a.strs[3].val = optarg; break;
+        case OPT_COMMUNITY:  a.strs[4].val = optarg; break;
+        case OPT_GRID:       a.strs[5].val = optarg; break;
+        case OPT_CATEGORY_F: a.strs[6].val = optarg; break;
+        case OPT_CHANNEL:    a.strs[7].val = optarg; break;
+        case OPT_PHONE:      a.strs[8].val = optarg; break;
+        case OPT_OVERDUE:    a.overdue = true; break;
+        case OPT_SUPERVISED: a.supervised = true; break;
+        case OPT_ALL:        a.all = true; break;
+        case OPT_FROM:
+        case OPT_TO:
+            if (!parse_i64(optarg, ch == OPT_FROM ? &a.from : &a.to)) {
+                return usage_error("list", "--%s wants ms since the epoch; got '%s'",
+                                   ch == OPT_FROM ? "from" : "to", optarg);
+            }
+            *(ch == OPT_FROM ? &a.has_from : &a.has_to) = true;
+            break;
+        case OPT_LIMIT:
+        case OPT_AFTER:
+            rc = page_option("list", ch, &a);
+            if (rc != 0) {
+                return rc;
+            }
+            break;
+        case 'h':
+            fputs(usage_list, stdout);
+            return finish_output(0);
+        default:
+            return option_error("list", ch, argv);
+        }
+    }
+    if (optind < argc) {
+        return usage_error("list", "unexpected argument '%s'", argv[optind]);
+    }
+    return run_list(c, &a);
+}
+
+/* ---- overdue ---- */
+
+static int cmd_overdue(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "unit", required_argument, NULL, OPT_UNIT },
+        { "district", required_argument, NULL, OPT_DISTRICT },
+        { "limit", required_argument, NULL, OPT_LIMIT },
+        { "after", required_argument, NULL, OPT_AFTER },
+        { "all", no_argument, NULL, OPT_ALL },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    /* case.list with filter overdue = true, and the unit and district if given. */
+    list_args a = {
+        .strs = { { "unit", NULL }, { "district", NULL } },
+        .overdue = true,
+    };
+    int       ch;
+    int       rc;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_UNIT:     a.strs[0].val = optarg; break;
+        case OPT_DISTRICT: a.strs[1].val = optarg; break;
+        case OPT_ALL:      a.all = true; break;
+        case OPT_LIMIT:
+        case OPT_AFTER:
+            rc = page_option("overdue", ch, &a);
+            if (rc != 0) {
+                return rc;
+            }
+            break;
+        case 'h':
+            fputs(usage_overdue, stdout);
+            return finish_output(0);
+        default:
+            return option_error("overdue", ch, argv);
+        }
+    }
+    if (optind < argc) {
+        return usage_error("overdue", "unexpected argument '%s'", argv[optind]);
+    }
+    return run_list(c, &a);
+}
+
+/* ---- stats ---- */
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t  era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* ms since the epoch (>= 0), or YYYY-MM-DD as 00:00 UTC that day. */
+static bool parse_time(const char *s, int64_t *out)
+{
+    static const unsigned mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    unsigned y, m, d;
+
+    if (all_digits(s)) {
+        return parse_i64(s, out);
+    }
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') {
+        return false;
+    }
+    for (int i = 0; i < 10; i++) {
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) {
+            return false;
+        }
+    }
+    y = (unsigned)((s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0'));
+    m = (unsigned)((s[5] - '0') * 10 + (s[6] - '0'));
+    d = (unsigned)((s[8] - '0') * 10 + (s[9] - '0'));
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1]
+        || (m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))) {
+        return false;
+    }
+    *out = days_from_civil(y, m, d) * 86400000;
+    return true;
+}
+
+/* A cell of the stats table: text fit to show (control characters and bytes that are
+ * not UTF-8 become spaces and '?'), cut with "…" to at most max columns (0: no limit). */
+typedef struct {
+    char  *s;
+    size_t w;      /* columns */
+} stats_cell;
+
+static int cell_set(stats_cell *c, const char *p, size_t n, size_t max)
+{
+    bool   cut = max > 0 && mp_print_width(p, n) > max;
+    size_t o = 0, i = 0;
+
+    c->s = malloc(n + 4);
+    c->w = 0;
+    if (c->s == NULL) {
+        return -1;
+    }
+    while (i < n) {
+        unsigned char b = (unsigned char)p[i];
+        size_t        len = b < 0x80 ? 1 : b >= 0xc2 && b < 0xe0 ? 2
+                            : b >= 0xe0 && b < 0xf0 ? 3 : b >= 0xf0 && b < 0xf5 ? 4 : 0;
+        const char   *ch = p + i;
+        size_t        chlen = len;
+        size_t        w;
+
+        for (size_t k = 1; k < len && len <= n - i; k++) {
+            if (((unsigned char)p[i + k] & 0xc0) != 0x80) {
+                len = 0;
+            }
+        }
+        if (len == 0 || len > n - i) {
+            ch = "?";
+            chlen = len = 1;
+        } else if ((len == 1 && (b < 0x20 || b == 0x7f))
+                   || (len == 2 && b == 0xc2 && (unsigned char)p[i + 1] < 0xa0)) {
+            ch = " ";   /* C0 and C1 controls: U+009B is CSI to a terminal */
+            chlen = 1;
+        }
+        w = mp_print_width(ch, chlen);
+        if (cut && c->w + w > max - 1) {
+            memcpy(c->s + o, "\xe2\x80\xa6", 3);   /* … */
+            o += 3;
+            c->w += 1;
+            break;
+        }
+        memcpy(c->s + o, ch, chlen);
+        o += chlen;
+        c->w += w;
+        i += len;
+    }
+    c->s[o] = '\0';
+    return 0;
+}
+
+static int cell_printf(stats_cell *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int cell_printf(stats_cell *c, const char *fmt, ...)
+{
+    char    buf[64];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return cell_set(c, buf, strlen(buf), 0);
+}
+
+static uint64_t obj_u64(const msgpack_object *o)
+{
+    return o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
+}
+
+/* A rate as a percentage, "-" for nil. */
+static int cell_rate(stats_cell *c, const msgpack_object *o)
+{
+    if (o != NULL && (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)) {
+        return cell_printf(c, "%.1f%%", o->via.f64 * 100.0);
+    }
+    if (o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return cell_printf(c, "%.1f%%", (double)o->via.u64 * 100.0);
+    }
+    return cell_printf(c, "-");
+}
+
+#define STATS_COLS 9
+
+/* The rows of a stats.query reply as a table: KEY, RECEIVED, DISPATCHED, the four
+ * rates, STARS (by community), NAME (cut to fit width). */
+static int print_stats_table(const msgpack_object *body, int width)
+{
+    static const char *const head[STATS_COLS] = {
+        "KEY", "RECEIVED", "DISPATCHED", "RESPONSE", "ON TIME", "RESOLUTION", "SATISFACTION",
+        "STARS", "NAME"
+    };
+    static const char *const rates[4] = {
+        "response_rate", "on_time_rate", "resolution_rate", "satisfaction_rate"
+    };
+    const msgpack_object *rows = mp_map_get(body, "rows");
+    const msgpack_object *by = mp_map_get(body, "group_by");
+    uint32_t              n = rows != NULL && rows->type == MSGPACK_OBJECT_ARRAY
+                              ? rows->via.array.size : 0;
+    bool                  stars = by != NULL && by->type == MSGPACK_OBJECT_STR
+                                  && gl_str_eq(gl_str_of(by->via.str.ptr, by->via.str.size),
+                                               "community");
+    stats_cell           *cells = calloc((size_t)n * STATS_COLS + 1, sizeof(*cells));
+    size_t                w[STATS_COLS];
+    uint64_t              ungrouped = obj_u64(mp_map_get(body, "ungrouped"));
+    int                   bad = 0;
+
+    if (cells == NULL) {
+        return -1;
+    }
+    for (int k = 0; k < STATS_COLS; k++) {
+        w[k] = strlen(head[k]);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *row = &rows->via.array.ptr[i];
+        const msgpack_object *key = mp_map_get(row, "key");
+        const msgpack_object *name = mp_map_get(row, "name");
+        const msgpack_object *st = mp_map_get(row, "stars");
+        stats_cell           *c = &cells[(size_t)i * STATS_COLS];
+
+        bad |= key != NULL && key->type == MSGPACK_OBJECT_STR
+               ? cell_set(&c[0], key->via.str.ptr, key->via.str.size, 0)
+               : cell_printf(&c[0], "?");
+        bad |= cell_printf(&c[1], "%" PRIu64, obj_u64(mp_map_get(row, "received")));
+        bad |= cell_printf(&c[2], "%" PRIu64, obj_u64(mp_map_get(row, "dispatched")));
+        for (int k = 0; k < 4; k++) {
+            bad |= cell_rate(&c[3 + k], mp_map_get(row, rates[k]));
+        }
+        bad |= st != NULL && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+               ? cell_printf(&c[7], "%" PRIu64, st->via.u64) : cell_printf(&c[7], "-");
+        bad |= name != NULL && name->type == MSGPACK_OBJECT_STR
+               ? cell_set(&c[8], name->via.str.ptr, name->via.str.size, 0)
+               : cell_printf(&c[8], "-");
+        if (bad != 0) {
+            goto done;
+        }
+        for (int k = 0; k < STATS_COLS - 1; k++) {
+            w[k] = c[k].w > w[k] ? c[k].w : w[k];
+        }
+    }
+    if (width > 0) {
+        /* NAME takes what the other columns leave, down to 12 columns. */
+        size_t used = 0;
+
+        for (int k = 0; k < STATS_COLS - 1; k++) {
+            used += k == 7 && !stars ? 0 : w[k] + 2;
+        }
+        size_t avail = (size_t)width > used + 12 ? (size_t)width - used : 12;
+
+        for (uint32_t i = 0; i < n; i++) {
+            stats_cell *c = &cells[(size_t)i * STATS_COLS + 8];
+
+            const msgpack_object *name = mp_map_get(&rows->via.array.ptr[i], "name");
+
+            if (c->w > avail && name != NULL && name->type == MSGPACK_OBJECT_STR) {
+                free(c->s);
+                c->s = NULL;
+                if (cell_set(c, name->via.str.ptr, name->via.str.size, avail) != 0) {
+                    bad = -1;
+                    goto done;
+                }
+            }
+        }
+    }
+    if (n == 0 && ungrouped == 0) {
+        printf("no cases in the range\n");
+    }
+    for (uint32_t r = 0; r <= n && n > 0; r++) {
+        for (int k = 0; k < STATS_COLS; k++) {
+            const char *s = r == 0 ? head[k] : cells[(size_t)(r - 1) * STATS_COLS + k].s;
+            size_t      sw = r == 0 ? strlen(s) : cells[(size_t)(r - 1) * STATS_COLS + k].w;
+            size_t      pad = w[k] > sw ? w[k] - sw : 0;
+
+            if (k == 7 && !stars) {
+                continue;
+            }
+            if (k == 0 || k == STATS_COLS - 1) {
+                /* Text left-aligned; NAME, last, is not padded. */
+                printf("%s%*s", s, k == 0 ? (int)(pad + 2) : 0, "");
+            } else {
+                /* Numbers right-aligned. */
+                printf("%*s%s  ", (int)pad, "", s);
+            }
+        }
+        putchar('\n');
+    }
+    if (n > 0 || ungrouped > 0) {
+        if (n > 0) {
+            printf("%" PRIu32 " row%s", n, n == 1 ? "" : "s");
+        } else {
+            printf("no rows");
+        }
+        if (ungrouped > 0) {
+            printf("; %" PRIu64 " case%s without a %.*s not counted in any row", ungrouped,
+                   ungrouped == 1 ? "" : "s",
+                   by != NULL && by->type == MSGPACK_OBJECT_STR ? (int)by->via.str.size : 5,
+                   by != NULL && by->type == MSGPACK_OBJECT_STR ? by->via.str.ptr : "group");
+        }
+        putchar('\n');
+    }
+done:
+    for (size_t i = 0; i < (size_t)n * STATS_COLS; i++) {
+        free(cells[i].s);
+    }
+    free(cells);
+    return bad != 0 ? -1 : 0;
+}
+
+static int cmd_stats(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "by", required_argument, NULL, OPT_BY },
+        { "from", required_argument, NULL, OPT_FROM },
+        { "to", required_argument, NULL, OPT_TO },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char     *by = NULL;
+    bool            has_from = false, has_to = false;
+    int64_t         from = 0, to = 0;
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    reply           r = { 0 };
+    int             ch;
+    int             bad;
+    int             rc = EXIT_USAGE;
+
+    msgpack_sbuffer_init(&sb);
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_BY:
+            by = optarg;
+            break;
+        case OPT_FROM:
+        case OPT_TO:
+            if (!parse_time(optarg, ch == OPT_FROM ? &from : &to)) {
+                rc = usage_error("stats", "--%s wants ms since the epoch or a date YYYY-MM-DD; "
+                                 "got '%s'", ch == OPT_FROM ? "from" : "to", optarg);
+                goto done;
+            }
+            *(ch == OPT_FROM ? &has_from : &has_to) = true;
+            break;
+        case 'h':
+            fputs(usage_stats, stdout);
+            rc = finish_output(0);
+            goto done;
+        default:
+            rc = option_error("stats", ch, argv);
+            goto done;
+        }
+    }
+    if (optind < argc) {
+        rc = usage_error("stats", "unexpected argument '%s'", argv[optind]);
+        goto done;
+    }
+    if (by == NULL) {
+        rc = usage_error("stats", "stats needs --by unit, district, category, street or "
+                         "community");
+        goto done;
+    }
+    if (has_from && has_to && to <= from) {
+        rc = usage_error("stats", "--to must be later than --from");
+        goto done;
+    }
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bad = msgpack_pack_map(&pk, 1 + has_from + has_to);
+    bad |= mp_pack_cstr(&pk, "group_by") | mp_pack_cstr(&pk, by);
+    if (has_from) {
+        bad |= mp_pack_cstr(&pk, "from") | msgpack_pack_int64(&pk, from);
+    }
+    if (has_to) {
+        bad |= mp_pack_cstr(&pk, "to") | msgpack_pack_int64(&pk, to);
+    }
+    if (bad != 0) {
+        fprintf(stderr, "gridline: out of memory\n");
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    rc = call(c, "stats.query", &sb, &r, NULL);
+    if (rc != 0) {
+        goto done;
+    }
+    if (c->json) {
+        print_json(r.body);
+    } else if (print_stats_table(r.body, c->width) != 0) {
+        fprintf(stderr, "gridline: out of memory\n");
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    rc = finish_output(0);
+done:
+    reply_free(&r);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -1302,7 +1744,9 @@ static const command commands[] = {
     { "create", cmd_create, usage_create },
     { "get", cmd_get, usage_get },
     { "list", cmd_list, usage_list },
+    { "overdue", cmd_overdue, usage_overdue },
     { "act", cmd_act, usage_act },
+    { "stats", cmd_stats, usage_stats },
     { "catalog", cmd_catalog, usage_catalog },
     { "ping", cmd_ping, usage_ping },
 };

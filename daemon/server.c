@@ -6,6 +6,7 @@
 #include "mdp.h"
 #include "mp_guard.h"
 #include "request.h"
+#include "stats.h"
 #include "writer.h"
 #include "zwatch.h"
 
@@ -408,6 +409,27 @@ out:
     store_read_end(&r);
 }
 
+/* --- stats.query --- */
+
+static void handle_stats(server *s, const reply_to *to, const msgpack_object *o)
+{
+    gl_error err;
+    request_stats req;
+    msgpack_packer pk;
+
+    gl_error_clear(&err);
+    if (request_parse_stats(o, &req, &err) != 0) {
+        reply_error(s, to, &err);
+        return;
+    }
+    reply_begin(s, to, &pk, STATS_REPLY_PAIRS);
+    if (stats_query(s->store, s->city, &req, STATS_MAX_CASES, &pk, &err) != 0) {
+        reply_error(s, to, &err);   /* starts the buffer again */
+        return;
+    }
+    reply_finish(s, to, &pk);
+}
+
 /* --- catalog.get --- */
 
 static void handle_catalog(server *s, const reply_to *to, const msgpack_object *o)
@@ -435,7 +457,7 @@ static void handle_catalog(server *s, const reply_to *to, const msgpack_object *
 static bool serves(gl_str name)
 {
     static const char *const services[] = {
-        "case.create", "case.get", "case.list", "case.act", "catalog.get"
+        "case.create", "case.get", "case.list", "case.act", "catalog.get", "stats.query"
     };
     for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
         if (gl_str_eq(name, services[i])) {
@@ -522,7 +544,8 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
         char name[MDP_MAX_SERVICE + 1];
         printable(req.service, name, sizeof name);
         gl_error_set(&err, GL_EUNKNOWN_SERVICE, NULL, "no service \"%s\"; this daemon "
-                     "serves case.create, case.get, case.list, case.act, catalog.get", name);
+                     "serves case.create, case.get, case.list, case.act, catalog.get, "
+                     "stats.query", name);
         reply_error(s, &to, &err);
         return;
     }
@@ -555,6 +578,8 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
         handle_get(s, &to, &o);
     } else if (gl_str_eq(req.service, "case.list")) {
         handle_list(s, &to, &o);
+    } else if (gl_str_eq(req.service, "stats.query")) {
+        handle_stats(s, &to, &o);
     } else {
         handle_catalog(s, &to, &o);
     }

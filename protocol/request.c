@@ -1160,3 +1160,90 @@ request_parse_act(const msgpack_object *body, int64_t now_ms, request_act *out,
 {
     return name_the_field(parse_act(body, now_ms, out, err), err);
 }
+
+/* ---- stats.query ------------------------------------------------------------------ */
+
+static const char *const stats_group_names[STATS_BY_COUNT] = {
+    "unit", "district", "category", "street", "community"
+};
+
+const char *
+stats_group_name(stats_group g)
+{
+    return (unsigned)g < STATS_BY_COUNT ? stats_group_names[g] : NULL;
+}
+
+static int
+stats_group_parse(gl_str s)
+{
+    for (int i = 0; i < STATS_BY_COUNT; i++) {
+        if (gl_str_eq(s, stats_group_names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static const char *stats_group_name_at(int v) { return stats_group_name((stats_group)v); }
+
+static const enum_desc stats_group_enum = {
+    stats_group_parse, stats_group_name_at, STATS_BY_COUNT
+};
+
+enum { ST_RID, ST_GROUP_BY, ST_FROM, ST_TO, ST_COUNT };
+static const char *const stats_fields[ST_COUNT] = { "rid", "group_by", "from", "to" };
+
+static int
+parse_stats(const msgpack_object *body, request_stats *out, gl_error *err)
+{
+    const msgpack_object *f[ST_COUNT];
+    int                   v = 0;
+    int                   rc;
+
+    memset(out, 0, sizeof *out);
+    out->from = INT64_MIN;
+    out->to = INT64_MAX;
+    if (body == NULL || body->type != MSGPACK_OBJECT_MAP) {
+        return gl_error_set(err, GL_EBAD_REQUEST, NULL, "body must be a MessagePack map");
+    }
+    rc = map_collect(body, "", stats_fields, ST_COUNT, f, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (f[ST_GROUP_BY] == NULL) {
+        return gl_error_set(err, GL_EINVALID, "group_by",
+                            "is required: one of unit, district, category, street, community");
+    }
+    rc = enum_get(f[ST_GROUP_BY], "group_by", &stats_group_enum, &v, err);
+    if (rc != 0) {
+        return rc;
+    }
+    out->group_by = (stats_group)v;
+    if (f[ST_FROM] != NULL) {
+        rc = int_get(f[ST_FROM], "from", 0, INT64_MAX,
+                     "must be an integer time in milliseconds since the epoch", &out->from, err);
+        if (rc != 0) {
+            return rc;
+        }
+        out->has_from = true;
+    }
+    if (f[ST_TO] != NULL) {
+        rc = int_get(f[ST_TO], "to", 0, INT64_MAX,
+                     "must be an integer time in milliseconds since the epoch", &out->to, err);
+        if (rc != 0) {
+            return rc;
+        }
+        out->has_to = true;
+    }
+    if (out->has_from && out->has_to && out->to <= out->from) {
+        return gl_error_set(err, GL_EINVALID, "to", "must be later than from (the range is "
+                            "[from, to), created_at from inclusive, to exclusive)");
+    }
+    return 0;
+}
+
+int
+request_parse_stats(const msgpack_object *body, request_stats *out, gl_error *err)
+{
+    return name_the_field(parse_stats(body, out, err), err);
+}

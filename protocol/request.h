@@ -132,4 +132,27 @@ int request_parse_act(const msgpack_object *body, int64_t now_ms, request_act *o
  * or it is not a scalar no longer than REQUEST_MAX_RID. Never fails. */
 void request_find_rid(const char *body_buf, size_t body_len, const char **rid, size_t *rid_len);
 
+/* stats.query: counts and rates over the cases created in [from, to), grouped by
+ * group_by. `street` and `community` extend the core contract's unit, district and
+ * category. */
+typedef enum {
+    STATS_BY_UNIT, STATS_BY_DISTRICT, STATS_BY_CATEGORY, STATS_BY_STREET, STATS_BY_COMMUNITY,
+    STATS_BY_COUNT
+} stats_group;
+
+/* "unit", "district", ...; NULL for a value out of range. */
+const char *stats_group_name(stats_group g);
+
+typedef struct {
+    stats_group group_by;     /* required */
+    bool        has_from, has_to;
+    int64_t     from;         /* inclusive; INT64_MIN when not given */
+    int64_t     to;           /* exclusive; INT64_MAX when not given */
+} request_stats;
+
+/* group_by is required; from and to are optional integer times (ms since the epoch) and,
+ * both given, to must be later than from. Returns 0, GL_EBAD_REQUEST or GL_EINVALID
+ * (field "group_by", "from" or "to", or the unknown field). */
+int request_parse_stats(const msgpack_object *body, request_stats *out, gl_error *err);
+
 #endif
