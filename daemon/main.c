@@ -4,6 +4,7 @@
  * writes in flight committed and answered, the store closed.
  */
 #include "broker.h"
+#include "deadlines.h"
 #include "city.h"
 #include "log.h"
 #include "route_task.h"
@@ -33,7 +34,9 @@ typedef struct {
     writer      *writer;
     broker      *broker;
     routing     *routing;
-    supervisor  *workers;
+    deadlines   *deadlines;
+    supervisor  *workers, *escalators;
+    int          supervisors_running;
     uv_signal_t  sigterm, sigint;
     bool         stopping;
     bool         workers_stopped, writes_drained;
@@ -56,6 +59,8 @@ static void usage(FILE *out)
         "                        for a deployment that brings its own routing worker)\n"
         "  --router PATH         the router program (default: gridline-router beside\n"
         "                        this program)\n"
+        "  --escalators N        gridline-escalator processes to run (default 1; 0 = none)\n"
+        "  --escalator PATH      the escalation program (default: beside this program)\n"
         "  --task-timeout MS     how long a worker may hold a task before it goes to\n"
         "                        another (default 2000)\n"
         "  --map-size MIB        LMDB map size in MiB (default 65536; the file grows as used)\n"
@@ -75,14 +80,19 @@ static void finish_stop(daemon_state *d)
     }
     writer_stats ws;
     routing_stats rs;
+    deadlines_stats ds;
     writer_get_stats(d->writer, &ws);
     routing_get_stats(d->routing, &rs);
-    log_info("this run: %llu write(s) in %llu batch(es), largest %zu; %llu case(s) routed",
-             (unsigned long long)ws.ops, (unsigned long long)ws.batches, ws.largest,
-             (unsigned long long)rs.routed);
+    deadlines_get_stats(d->deadlines, &ds);
+    log_info("this run: %llu write(s) in %llu batch(es), largest %zu; %llu case(s) routed; "
+             "%llu deadline(s) acted on", (unsigned long long)ws.ops,
+             (unsigned long long)ws.batches, ws.largest, (unsigned long long)rs.routed,
+             (unsigned long long)ds.acted);
     writer_on_batch(d->writer, NULL, NULL);
+    broker_on_ready(d->broker, NULL, NULL);
     broker_destroy(&d->broker);
     routing_destroy(&d->routing);
+    deadlines_destroy(&d->deadlines);
     writer_destroy(&d->writer);
     server_close(d->srv);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -92,8 +102,10 @@ static void finish_stop(daemon_state *d)
 static void on_workers_stopped(void *arg)
 {
     daemon_state *d = arg;
-    d->workers_stopped = true;
-    finish_stop(d);
+    if (--d->supervisors_running == 0) {
+        d->workers_stopped = true;
+        finish_stop(d);
+    }
 }
 
 static void on_drained(void *arg)
@@ -115,10 +127,13 @@ static void on_signal(uv_signal_t *h, int signum)
     log_info("%s: stopping", strsignal(signum));
     server_pause(d->srv);
     routing_stop(d->routing);
+    deadlines_stop(d->deadlines);
     if (writer_pending(d->writer) > 0) {
         log_info("answering %zu write(s) in flight", writer_pending(d->writer));
     }
+    d->supervisors_running = 2;
     supervisor_stop(d->workers, 2000, on_workers_stopped, d);
+    supervisor_stop(d->escalators, 2000, on_workers_stopped, d);
     /* Decisions arriving while the routers stop are still committed; drain last. */
     writer_on_drained(d->writer, on_drained, d);
 }
@@ -127,6 +142,14 @@ static void on_batch(void *arg)
 {
     daemon_state *d = arg;
     routing_kick(d->routing);
+    deadlines_kick(d->deadlines);
+}
+
+static void on_worker_ready(void *arg)
+{
+    daemon_state *d = arg;
+    routing_kick(d->routing);
+    deadlines_worker_ready(d->deadlines);
 }
 
 static void on_worker_exit(void *arg, const char *name)
@@ -137,8 +160,8 @@ static void on_worker_exit(void *arg, const char *name)
     }
 }
 
-/* The router program: --router, else gridline-router beside this executable. */
-static int router_path(const char *given, char *out, size_t cap)
+/* A worker program: as given, else `name` beside this executable. */
+static int worker_path(const char *given, const char *name, char *out, size_t cap)
 {
     if (given != NULL) {
         snprintf(out, cap, "%s", given);
@@ -150,7 +173,7 @@ static int router_path(const char *given, char *out, size_t cap)
         return -1;
     }
     self[n] = '\0';
-    snprintf(out, cap, "%s/gridline-router", dirname(self));
+    snprintf(out, cap, "%s/%s", dirname(self), name);
     return 0;
 }
 
@@ -168,8 +191,9 @@ static int parse_size(const char *s, unsigned long long *out)
 int main(int argc, char **argv)
 {
     const char *data = DEFAULT_DATA, *config = NULL, *endpoint = DEFAULT_ENDPOINT;
-    const char *worker_endpoint = NULL, *router = NULL;
-    unsigned long long map_mib = 65536, max_batch = 4096, routers = 1, task_timeout = 2000;
+    const char *worker_endpoint = NULL, *router = NULL, *escalator = NULL;
+    unsigned long long map_mib = 65536, max_batch = 4096, routers = 1, escalators = 1;
+    unsigned long long task_timeout = 2000;
     bool check_only = false;
     int level = LOG_INFO;
     static const struct option opts[] = {
@@ -181,6 +205,8 @@ int main(int argc, char **argv)
         { "worker-endpoint", required_argument, NULL, 'w' },
         { "routers", required_argument, NULL, 'r' },
         { "router", required_argument, NULL, 'R' },
+        { "escalators", required_argument, NULL, 'x' },
+        { "escalator", required_argument, NULL, 'X' },
         { "task-timeout", required_argument, NULL, 't' },
         { "log-level", required_argument, NULL, 'l' },
         { "check-config", no_argument, NULL, 'C' },
@@ -211,6 +237,15 @@ int main(int argc, char **argv)
             break;
         case 'w': worker_endpoint = optarg; break;
         case 'R': router = optarg; break;
+        case 'X': escalator = optarg; break;
+        case 'x':
+            if (strcmp(optarg, "0") == 0) {
+                escalators = 0;
+            } else if (parse_size(optarg, &escalators) != 0 || escalators > 64) {
+                fprintf(stderr, "gridlined: --escalators takes 0 to 64, not \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
         case 'r':
             if (strcmp(optarg, "0") == 0) {
                 routers = 0;
@@ -275,7 +310,7 @@ int main(int argc, char **argv)
     d.loop = uv_default_loop();
     void *zctx = zmq_ctx_new();
 
-    char wep[PATH_MAX + 32], dir[PATH_MAX], program[PATH_MAX];
+    char wep[PATH_MAX + 32], dir[PATH_MAX], program[PATH_MAX], esc_program[PATH_MAX];
     if (worker_endpoint == NULL) {
         if (realpath(data, dir) == NULL) {
             log_error("cannot resolve %s: %s", data, strerror(errno));
@@ -290,8 +325,9 @@ int main(int argc, char **argv)
         }
         worker_endpoint = wep;
     }
-    if (router_path(router, program, sizeof program) != 0) {
-        log_error("cannot find the router program; give --router PATH");
+    if (worker_path(router, "gridline-router", program, sizeof program) != 0
+        || worker_path(escalator, "gridline-escalator", esc_program, sizeof esc_program) != 0) {
+        log_error("cannot find the worker programs; give --router PATH and --escalator PATH");
         goto out;
     }
 
@@ -316,7 +352,13 @@ int main(int argc, char **argv)
         log_error("cannot start routing");
         goto out;
     }
+    d.deadlines = deadlines_new(d.loop, st, d.writer, d.broker, c);
+    if (d.deadlines == NULL) {
+        log_error("cannot start the deadline timer");
+        goto out;
+    }
     writer_on_batch(d.writer, on_batch, &d);
+    broker_on_ready(d.broker, on_worker_ready, &d);
 
     const char *args[8];
     size_t na = 0;
@@ -336,6 +378,15 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    d.escalators = supervisor_new(d.loop, esc_program, args, "escalator", (size_t)escalators,
+                                  on_worker_exit, &d, err, sizeof err);
+    if (d.escalators == NULL) {
+        log_error("%s", err);
+        goto out;
+    }
+    /* Deadlines that fell due while the daemon was down are acted on once a worker is
+     * ready; until then the timer waits for the earliest. */
+    deadlines_kick(d.deadlines);
 
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
@@ -344,26 +395,30 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     log_warn("development mode: no keys configured, every client is trusted; serve on "
              "loopback only");
-    log_info("serving %s (MDP/0.1, MessagePack); workers on %s; %llu router(s)", endpoint,
-             worker_endpoint, routers);
+    log_info("serving %s (MDP/0.1, MessagePack); workers on %s; %llu router(s), %llu "
+             "escalator(s)", endpoint, worker_endpoint, routers, escalators);
 
     uv_run(d.loop, UV_RUN_DEFAULT);
     rc = 0;
     log_info("stopped");
 out:
     if (rc != 0) {
-        /* Start-up failed part way: let libuv close what was opened. */
+        /* Start-up failed part way: close what was opened, then let libuv finish. */
         if (d.workers != NULL) {
             supervisor_stop(d.workers, 100, NULL, NULL);
-            uv_run(d.loop, UV_RUN_DEFAULT);
+        }
+        if (d.escalators != NULL) {
+            supervisor_stop(d.escalators, 100, NULL, NULL);
         }
         broker_destroy(&d.broker);
         routing_destroy(&d.routing);
+        deadlines_destroy(&d.deadlines);
         writer_destroy(&d.writer);
         server_destroy(&d.srv);
         uv_run(d.loop, UV_RUN_DEFAULT);
     }
     supervisor_destroy(&d.workers);
+    supervisor_destroy(&d.escalators);
     server_destroy(&d.srv);
     uv_loop_close(d.loop);
     zmq_ctx_term(zctx);

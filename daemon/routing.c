@@ -1,6 +1,7 @@
 /* routing: registered cases -> route tasks -> committed decisions (see routing.h). */
 #include "routing.h"
 
+#include "idset.h"
 #include "log.h"
 #include "mp_guard.h"
 #include "route_task.h"
@@ -13,101 +14,6 @@
 #define SCAN_BUDGET   (4 * ROUTING_TASK_MAX)
 #define RESCAN_MS     1000
 #define TASKS_PER_WORKER 2      /* one being worked on, one ready behind it */
-
-/* A set of case ids (open addressing, linear probing, 0 = empty). */
-typedef struct {
-    uint64_t *slots;
-    size_t    cap, n;
-} idset;
-
-static size_t idset_slot(const idset *s, uint64_t id)
-{
-    uint64_t h = id * 0x9e3779b97f4a7c15ULL;
-    return (size_t)(h >> 20) & (s->cap - 1);
-}
-
-static bool idset_has(const idset *s, uint64_t id)
-{
-    if (s->cap == 0) {
-        return false;
-    }
-    for (size_t i = idset_slot(s, id);; i = (i + 1) & (s->cap - 1)) {
-        if (s->slots[i] == id) {
-            return true;
-        }
-        if (s->slots[i] == 0) {
-            return false;
-        }
-    }
-}
-
-static int idset_add(idset *s, uint64_t id);
-
-static int idset_grow(idset *s)
-{
-    idset bigger = { NULL, s->cap != 0 ? s->cap * 2 : 1024, 0 };
-    bigger.slots = calloc(bigger.cap, sizeof *bigger.slots);
-    if (bigger.slots == NULL) {
-        return -1;
-    }
-    for (size_t i = 0; i < s->cap; i++) {
-        if (s->slots[i] != 0) {
-            idset_add(&bigger, s->slots[i]);
-        }
-    }
-    free(s->slots);
-    *s = bigger;
-    return 0;
-}
-
-static int idset_add(idset *s, uint64_t id)
-{
-    if ((s->n + 1) * 2 > s->cap && idset_grow(s) != 0) {
-        return -1;
-    }
-    size_t i = idset_slot(s, id);
-    while (s->slots[i] != 0 && s->slots[i] != id) {
-        i = (i + 1) & (s->cap - 1);
-    }
-    if (s->slots[i] == 0) {
-        s->slots[i] = id;
-        s->n++;
-    }
-    return 0;
-}
-
-static void idset_del(idset *s, uint64_t id)
-{
-    if (s->cap == 0) {
-        return;
-    }
-    size_t i = idset_slot(s, id);
-    while (s->slots[i] != id) {
-        if (s->slots[i] == 0) {
-            return;
-        }
-        i = (i + 1) & (s->cap - 1);
-    }
-    /* Backward-shift deletion keeps every probe chain unbroken. */
-    size_t j = i;
-    for (;;) {
-        s->slots[i] = 0;
-        for (;;) {
-            j = (j + 1) & (s->cap - 1);
-            if (s->slots[j] == 0) {
-                s->n--;
-                return;
-            }
-            size_t k = idset_slot(s, s->slots[j]);
-            if ((i <= j) ? (i < k && k <= j) : (i < k || k <= j)) {
-                continue;
-            }
-            break;
-        }
-        s->slots[i] = s->slots[j];
-        i = j;
-    }
-}
 
 struct routing {
     uv_loop_t      *loop;
@@ -387,11 +293,6 @@ static void on_timer(uv_timer_t *h)
     pump(r);
 }
 
-static void on_worker_ready(void *arg)
-{
-    pump(arg);
-}
-
 routing *routing_new(uv_loop_t *loop, store *st, writer *w, broker *b, const city *c)
 {
     routing *r = calloc(1, sizeof *r);
@@ -415,7 +316,6 @@ routing *routing_new(uv_loop_t *loop, store *st, writer *w, broker *b, const cit
     r->timer.data = r;
     /* The periodic look catches what a failed commit or a lost decision left behind. */
     uv_timer_start(&r->timer, on_timer, RESCAN_MS, RESCAN_MS);
-    broker_on_ready(b, on_worker_ready, r);
     return r;
 }
 
@@ -446,7 +346,7 @@ static void on_closed(uv_handle_t *h)
     msgpack_sbuffer_destroy(&r->items);
     msgpack_sbuffer_destroy(&r->task);
     msgpack_zone_destroy(&r->zone);
-    free(r->inflight.slots);
+    idset_clear(&r->inflight);
     free(r->ids);
     free(r);
 }

@@ -34,7 +34,8 @@ typedef struct {
 /* Returns NULL on failure. */
 routing *routing_new(uv_loop_t *loop, store *st, writer *w, broker *b, const city *c);
 
-/* New cases may be waiting: look now (cheap: from where the last look ended). */
+/* New cases may be waiting, or a worker became ready: look now (cheap: from where the
+ * last look ended). */
 void routing_kick(routing *r);
 
 /* Cases handed out and not yet decided. */

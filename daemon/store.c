@@ -11,6 +11,7 @@
 #include "case_event.h"
 #include "log.h"
 #include "sla.h"
+#include "escalate_task.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -28,6 +29,7 @@ enum {
     TAG_STATE = 's', TAG_CHANNEL = 'h', TAG_UNIT = 'u', TAG_DISTRICT = 'd',
     TAG_STREET = 't', TAG_COMMUNITY = 'c', TAG_GRID = 'g', TAG_CATEGORY = 'k',
     TAG_PHONE = 'p', TAG_DUP_GRID = 'x', TAG_DUP_NEAR = 'y',
+    TAG_DEADLINE = 'D',   /* due time, id, kind: the deadlines not yet acted on */
     /* Last of all tags, so that new cases' entries append at the end (MDB_APPEND). */
     TAG_CREATED = '~'
 };
@@ -319,7 +321,7 @@ static size_t index_key_time(unsigned char *out, int64_t at, uint64_t id)
 }
 
 /* All the index keys of one case. */
-#define INDEX_KEYS_MAX 13
+#define INDEX_KEYS_MAX 16
 #define INDEX_KEY_CAP  (1 + 2 * REQUEST_MAX_CODE + 2 + 16)
 
 typedef struct {
@@ -393,6 +395,26 @@ static void keys_add_dup(index_keys *k, int tag, const case_record *c, gl_str pl
     k->n++;
 }
 
+/* A deadline key: tag, due time (sign flipped), id, kind. Ordered by due time. */
+static size_t deadline_key(unsigned char *out, int64_t due, uint64_t id, deadline_kind kind)
+{
+    out[0] = TAG_DEADLINE;
+    mp_put_be64(out + 1, (uint64_t)due ^ (1ULL << 63));
+    mp_put_be64(out + 9, id);
+    out[17] = (unsigned char)kind;
+    return 18;
+}
+
+static void keys_add_deadline(index_keys *k, int64_t due, uint64_t id, deadline_kind kind)
+{
+    if (k->n + 1 >= INDEX_KEYS_MAX) {
+        return;   /* the created-time key always needs the last slot */
+    }
+    k->len[k->n] = deadline_key(k->key[k->n], due, id, kind);
+    k->vlen[k->n] = 0;
+    k->n++;
+}
+
 static bool case_is_open(case_state st)
 {
     return st == CASE_REGISTERED || st == CASE_DISPATCHED || st == CASE_ACCEPTED
@@ -421,6 +443,20 @@ static void index_keys_of(const case_record *c, index_keys *k)
         keys_add_dup(k, TAG_DUP_GRID, c, c->location.grid);
         if (c->location.has_coords) {
             keys_add_dup(k, TAG_DUP_NEAR, c, c->location.district);
+        }
+    }
+    /* The deadlines still to act on. A case with a unit to sign for it or resolve it has
+     * them; firing one sets its bit in deadlines_fired, which takes its key away. */
+    if (c->state == CASE_DISPATCHED || c->state == CASE_ACCEPTED) {
+        if (c->warn_at != 0 && (c->deadlines_fired & CASE_FIRED_WARN) == 0) {
+            keys_add_deadline(k, c->warn_at, c->id, DEADLINE_WARN);
+        }
+        if (c->state == CASE_DISPATCHED && c->accept_by != 0
+            && (c->deadlines_fired & CASE_FIRED_ACCEPT) == 0) {
+            keys_add_deadline(k, c->accept_by, c->id, DEADLINE_ACCEPT);
+        }
+        if (c->resolve_by != 0 && (c->deadlines_fired & CASE_FIRED_RESOLVE) == 0) {
+            keys_add_deadline(k, c->resolve_by, c->id, DEADLINE_RESOLVE);
         }
     }
     k->len[k->n] = index_key_time(k->key[k->n], c->created_at, c->id);
@@ -1096,6 +1132,87 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
     return 0;
 }
 
+static const uint32_t fired_bit[DEADLINE_COUNT] = {
+    CASE_FIRED_WARN, CASE_FIRED_ACCEPT, CASE_FIRED_RESOLVE
+};
+
+/* Whether the deadline of this kind is set, not acted on, and one the state still has. */
+static bool deadline_pending(const case_record *c, deadline_kind kind)
+{
+    if ((c->deadlines_fired & fired_bit[kind]) != 0) {
+        return false;
+    }
+    switch (kind) {
+    case DEADLINE_WARN:
+        return c->warn_at != 0 && (c->state == CASE_DISPATCHED || c->state == CASE_ACCEPTED);
+    case DEADLINE_ACCEPT:
+        return c->accept_by != 0 && c->state == CASE_DISPATCHED;
+    case DEADLINE_RESOLVE:
+        return c->resolve_by != 0 && (c->state == CASE_DISPATCHED || c->state == CASE_ACCEPTED);
+    default:
+        return false;
+    }
+}
+
+int store_case_deadline(store_txn *t, const city *town, const escalate_decision *d,
+                        int64_t now_ms, gl_str actor, gl_error *err)
+{
+    case_record old, c;
+    case_event e;
+    int rc;
+    msgpack_zone_clear(&t->s->wzone);
+    if ((rc = read_case_for_update(t, d->id, &old)) != 0) {
+        return gl_error_set(err, rc, NULL, "case %llu: cannot read it",
+                            (unsigned long long)d->id);
+    }
+    if (old.version != d->version || !deadline_pending(&old, d->kind)) {
+        return gl_error_set(err, GL_ECONFLICT, NULL, "case %llu has moved on; the decision on "
+                            "its %s deadline is discarded", (unsigned long long)d->id,
+                            deadline_kind_name(d->kind));
+    }
+    c = old;
+    c.version = old.version + 1;
+    c.updated_at = now_ms;
+    c.deadlines_fired |= fired_bit[d->kind];
+    memset(&e, 0, sizeof e);
+    e.at = now_ms;
+    e.actor = actor;
+    e.note = d->reason.n > 500 ? gl_str_of(d->reason.p, 500) : d->reason;
+    switch (d->outcome) {
+    case OUTCOME_WARN:
+        e.type = EVENT_WARNED;
+        break;
+    case OUTCOME_URGE:
+        e.type = EVENT_URGED;
+        break;
+    case OUTCOME_SUPERVISE:
+        c.supervised = true;
+        e.type = EVENT_SUPERVISED;
+        break;
+    case OUTCOME_ESCALATE:
+        if (city_unit_find(town, d->unit) < 0) {
+            return gl_error_set(err, GL_EINVALID, NULL, "case %llu: escalation to no unit "
+                                "\"%.*s\"", (unsigned long long)d->id,
+                                (int)(d->unit.n > 64 ? 64 : d->unit.n), d->unit.p);
+        }
+        /* The unit above takes the case: it signs for it again, under new deadlines. */
+        c.unit = d->unit;
+        c.level = old.level + 1;
+        c.state = CASE_DISPATCHED;
+        c.extension_until = 0;
+        set_deadlines(town, &c, now_ms);
+        e.type = EVENT_ESCALATED;
+        break;
+    default:
+        return gl_error_set(err, GL_EINVALID, NULL, "unknown outcome");
+    }
+    if ((rc = rewrite_case(t, &old, &c, &e)) != 0) {
+        return gl_error_set(err, rc, NULL, "store: cannot write case %llu",
+                            (unsigned long long)d->id);
+    }
+    return 0;
+}
+
 /* --- reading --- */
 
 int store_read_begin(store *s, store_reader **out)
@@ -1273,6 +1390,54 @@ uint32_t store_route_candidates(store_reader *r, const case_record *c, int64_t w
         n = scan_candidates(r, TAG_DUP_NEAR, c, c->location.district, window_ms, out, n, cap);
     }
     return n;
+}
+
+int store_next_deadline(store_reader *r, int64_t *due)
+{
+    MDB_cursor *cur;
+    unsigned char kb[1] = { TAG_DEADLINE };
+    MDB_val k = val_of(kb, 1), v;
+    int found = GL_ENOT_FOUND;
+    if (mdb_cursor_open(r->txn, r->s->index, &cur) != 0) {
+        return GL_EINTERNAL;
+    }
+    if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == 18
+        && ((const unsigned char *)k.mv_data)[0] == TAG_DEADLINE) {
+        *due = (int64_t)(mp_get_be64((const unsigned char *)k.mv_data + 1) ^ (1ULL << 63));
+        found = 0;
+    }
+    mdb_cursor_close(cur);
+    return found;
+}
+
+int store_due_deadlines(store_reader *r, int64_t now_ms, uint32_t max, store_deadline_fn fn,
+                        void *arg)
+{
+    MDB_cursor *cur;
+    unsigned char kb[1] = { TAG_DEADLINE };
+    MDB_val k = val_of(kb, 1), v;
+    uint32_t n = 0;
+    if (mdb_cursor_open(r->txn, r->s->index, &cur) != 0) {
+        return GL_EINTERNAL;
+    }
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && n < max && k.mv_size == 18) {
+        const unsigned char *key = k.mv_data;
+        if (key[0] != TAG_DEADLINE) {
+            break;
+        }
+        int64_t due = (int64_t)(mp_get_be64(key + 1) ^ (1ULL << 63));
+        if (due > now_ms || key[17] >= DEADLINE_COUNT) {
+            break;
+        }
+        n++;
+        if (fn(arg, mp_get_be64(key + 9), (deadline_kind)key[17], due) != 0) {
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return 0;
 }
 
 bool store_case_is_overdue(const case_record *c, int64_t now_ms)

@@ -24,6 +24,7 @@
 
 #include "case_record.h"
 #include "city.h"
+#include "escalate_task.h"
 #include "gl_error.h"
 #include "mp_util.h"
 #include "request.h"
@@ -122,6 +123,15 @@ int store_case_dispatch(store_txn *txn, const city *c, const route_decision *d, 
 int store_case_act(store_txn *txn, const city *c, const request_act *a, gl_str actor,
                    int64_t now_ms, store_created *out, gl_error *err);
 
+/* Commits an escalation worker's decision on a due deadline (escalate_task.h): marks
+ * the deadline acted on, so it never fires again, and applies the outcome with one event
+ * by `actor`. Returns 0; GL_ENOT_FOUND; GL_ECONFLICT when the case has moved on (another
+ * version, or the deadline is no longer pending); GL_EINVALID for an escalation to a unit
+ * the city does not have (all three leave the transaction good); or GL_EUNAVAILABLE /
+ * GL_EINTERNAL when the transaction is broken. */
+int store_case_deadline(store_txn *txn, const city *c, const escalate_decision *d,
+                        int64_t now_ms, gl_str actor, gl_error *err);
+
 /* --- The readers' side: short read transactions on the loop thread. --- */
 
 /* Starts a read transaction. Returns 0 or GL_EINTERNAL. */
@@ -158,6 +168,16 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
  * out (strings borrow from c and the read transaction). */
 uint32_t store_route_candidates(store_reader *r, const case_record *c, int64_t window_ms,
                                 route_candidate *out, uint32_t cap);
+
+/* The earliest pending deadline's due time into *due. Returns 0, or GL_ENOT_FOUND when
+ * no case has one. */
+int store_next_deadline(store_reader *r, int64_t *due);
+
+/* Calls fn for each pending deadline due at or before now, earliest first, at most max
+ * of them (fn returns 0 to go on, non-zero to stop). Returns 0 or GL_EINTERNAL. */
+typedef int (*store_deadline_fn)(void *arg, uint64_t id, deadline_kind kind, int64_t due);
+int store_due_deadlines(store_reader *r, int64_t now_ms, uint32_t max, store_deadline_fn fn,
+                        void *arg);
 
 /* True when the case is past a deadline it has not met: dispatched and not accepted
  * after accept_by, or not yet resolved after resolve_by. */
