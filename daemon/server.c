@@ -256,6 +256,15 @@ static void handle_create(server *s, const reply_to *to, gl_str body)
     if (city_location_check(s->city, &w->create.location, &err) != 0) {
         goto refuse;
     }
+    if (w->create.agent.n > 0) {
+        int p = city_place_find(s->city, w->create.agent);
+        if (p < 0 || s->city->places[p].level != PLACE_COMMUNITY) {
+            gl_error_set(&err, GL_EINVALID, "agent", "agent must be the code of a community "
+                         "(the one following the case for the resident); catalog.get lists "
+                         "them");
+            goto refuse;
+        }
+    }
     write_submit(s, w);
     return;
 

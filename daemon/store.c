@@ -690,6 +690,10 @@ int store_case_create(store_txn *t, gl_str sender, const request_create *r, int6
     c.request_id = r->request_id;
     c.reported_at = r->reported_at;
     c.resolved_on_spot = r->resolved_on_spot;
+    c.agent = r->agent;
+    if (r->resolved_on_spot) {
+        c.resolved_at = at;
+    }
     c.created_at = at;
     c.updated_at = at;
 

@@ -283,12 +283,12 @@ enum_get(const msgpack_object *v, const char *field, const enum_desc *e, int *ou
 
 enum {
     CR_RID, CR_REQUEST_ID, CR_CHANNEL, CR_CATEGORY, CR_URGENCY, CR_TITLE, CR_DESCRIPTION,
-    CR_LOCATION, CR_REPORTER, CR_ATTACHMENTS, CR_REPORTED_AT, CR_RESOLVED_ON_SPOT,
+    CR_LOCATION, CR_REPORTER, CR_ATTACHMENTS, CR_REPORTED_AT, CR_RESOLVED_ON_SPOT, CR_AGENT,
     CR_COUNT
 };
 static const char *const create_fields[CR_COUNT] = {
     "rid", "request_id", "channel", "category", "urgency", "title", "description",
-    "location", "reporter", "attachments", "reported_at", "resolved_on_spot"
+    "location", "reporter", "attachments", "reported_at", "resolved_on_spot", "agent"
 };
 
 enum { LO_DISTRICT, LO_STREET, LO_COMMUNITY, LO_GRID, LO_ADDRESS, LO_LAT, LO_LON, LO_COUNT };
@@ -570,6 +570,16 @@ parse_create(const msgpack_object *body, int64_t now_ms, request_create *out,
             return rc;
         }
     }
+    if (f[CR_AGENT] != NULL) {
+        rc = str_get(f[CR_AGENT], "agent", 1, REQUEST_MAX_CODE, &out->agent, err);
+        if (rc != 0) {
+            return rc;
+        }
+        if (out->resolved_on_spot) {
+            return gl_error_set(err, GL_EINVALID, "agent", "is for a case handled on the "
+                                "resident's behalf (代办), not one resolved on the spot");
+        }
+    }
     return 0;
 }
 
@@ -645,6 +655,10 @@ request_create_fingerprint(const request_create *r)
     }
     h = fp_u64(h, (uint64_t)r->reported_at);
     h = fp_u64(h, r->resolved_on_spot ? 1 : 0);
+    /* Only when given, so that requests from before the field fingerprint as they did. */
+    if (r->agent.n > 0) {
+        h = fp_str(h, r->agent);
+    }
     return h;
 }
 

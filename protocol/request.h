@@ -57,6 +57,7 @@ typedef struct {
     uint32_t      n_attachments;
     int64_t       reported_at;          /* 0 = not given */
     bool          resolved_on_spot;
+    gl_str        agent;                /* 代办: the community following it; empty if none */
 } request_create;
 
 /* now_ms bounds reported_at. Returns 0, GL_EBAD_REQUEST or GL_EINVALID. */
