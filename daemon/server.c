@@ -51,6 +51,7 @@ struct server {
     msgpack_zone     zone;          /* request unpacking, cleared per request */
     char            *catalog;       /* the catalogue's four pairs, packed once */
     size_t           catalog_len;
+    int              stats_running; /* stats queries in the thread pool */
 };
 
 /* A write on its way through the writer: a create or an action. */
@@ -420,23 +421,84 @@ out:
 
 /* --- stats.query --- */
 
+/* A stats query scans up to STATS_MAX_CASES cases (seconds, for the largest): it runs in
+ * the libuv thread pool with a read transaction of its own, and the loop only sends the
+ * reply, so no other request waits for it. */
+#define STATS_MAX_RUNNING 2
+
+typedef struct {
+    uv_work_t       work;
+    server         *srv;
+    reply_to        to;
+    request_stats   req;
+    msgpack_sbuffer out;      /* the reply's stats pairs */
+    gl_error        err;
+    int             rc;
+} stats_job;
+
+static void stats_work(uv_work_t *w)
+{
+    stats_job *j = w->data;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &j->out, msgpack_sbuffer_write);
+    j->rc = stats_query(j->srv->store, j->srv->city, &j->req, STATS_MAX_CASES, &pk, &j->err);
+}
+
+static void stats_after(uv_work_t *w, int status)
+{
+    stats_job *j = w->data;
+    server *s = j->srv;
+    s->stats_running--;
+    if (s->sock != NULL) {
+        if (status != 0 || j->rc != 0) {
+            if (status != 0) {
+                gl_error_set(&j->err, GL_EINTERNAL, NULL, "the query was cancelled");
+            }
+            reply_error(s, &j->to, &j->err);
+        } else {
+            msgpack_packer pk;
+            reply_begin(s, &j->to, &pk, STATS_REPLY_PAIRS);
+            msgpack_sbuffer_write(&s->out, j->out.data, j->out.size);
+            reply_finish(s, &j->to, &pk);
+        }
+        if (s->watch != NULL) {
+            zwatch_kick(s->watch);
+        }
+    }
+    msgpack_sbuffer_destroy(&j->out);
+    free(j);
+}
+
 static void handle_stats(server *s, const reply_to *to, const msgpack_object *o)
 {
     gl_error err;
-    request_stats req;
-    msgpack_packer pk;
-
     gl_error_clear(&err);
-    if (request_parse_stats(o, &req, &err) != 0) {
+    if (s->stats_running >= STATS_MAX_RUNNING) {
+        reply_fail(s, to, GL_EOVERLOADED, NULL, "other statistics are being counted; retry "
+                   "in a few seconds");
+        return;
+    }
+    stats_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        reply_fail(s, to, GL_EOVERLOADED, NULL, "out of memory; retry shortly");
+        return;
+    }
+    if (request_parse_stats(o, &j->req, &err) != 0) {
         reply_error(s, to, &err);
+        free(j);
         return;
     }
-    reply_begin(s, to, &pk, STATS_REPLY_PAIRS);
-    if (stats_query(s->store, s->city, &req, STATS_MAX_CASES, &pk, &err) != 0) {
-        reply_error(s, to, &err);   /* starts the buffer again */
+    j->srv = s;
+    j->to = *to;
+    msgpack_sbuffer_init(&j->out);
+    j->work.data = j;
+    if (uv_queue_work(s->loop, &j->work, stats_work, stats_after) != 0) {
+        msgpack_sbuffer_destroy(&j->out);
+        free(j);
+        reply_fail(s, to, GL_EINTERNAL, NULL, "cannot start the query");
         return;
     }
-    reply_finish(s, to, &pk);
+    s->stats_running++;
 }
 
 /* --- catalog.get --- */

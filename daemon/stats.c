@@ -341,7 +341,8 @@ int stats_query(store *s, const city *c, const request_stats *q, uint32_t max_ca
     sc.by = q->group_by;
     sc.max_cases = max_cases;
 
-    if (store_read_begin(s, &r) != 0) {
+    /* A transaction of its own: the scan runs in the thread pool, off the loop. */
+    if (store_read_begin_private(s, &r) != 0) {
         return gl_error_set(err, GL_EINTERNAL, NULL, "cannot read the store");
     }
     /* No limit and no scan budget: the scan_case count is the bound. */

@@ -87,6 +87,8 @@ int stats_stars(const city *c, const stats_counts *k);
  *   "ungrouped": cases in the range without a value for the key.
  * Nothing is packed before the scan has succeeded; on any failure the caller discards
  * what pk holds (the server's error reply starts a new buffer).
+ * It reads through a read transaction of its own, so it may run on any thread: the
+ * server runs it in the libuv thread pool, since a large range takes seconds.
  * Returns:
  *   0              done;
  *   GL_EINVALID    the range holds more than max_cases cases (field "from"), or more

@@ -59,6 +59,7 @@ struct store_reader {
     store       *s;
     MDB_txn     *txn;
     bool         active;
+    bool         is_private;   /* not the loop's cached reader: freed at the end */
     msgpack_zone zone;
 };
 
@@ -1249,12 +1250,40 @@ int store_read_begin(store *s, store_reader **out)
     return 0;
 }
 
+int store_read_begin_private(store *s, store_reader **out)
+{
+    store_reader *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return GL_EINTERNAL;
+    }
+    r->s = s;
+    r->is_private = true;
+    msgpack_zone_init(&r->zone, 4096);
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    if (rc != 0) {
+        log_error("store: cannot begin a read transaction: %s", mdb_strerror(rc));
+        msgpack_zone_destroy(&r->zone);
+        free(r);
+        return GL_EINTERNAL;
+    }
+    r->active = true;
+    *out = r;
+    return 0;
+}
+
 void store_read_end(store_reader **rp)
 {
     if (rp == NULL || *rp == NULL) {
         return;
     }
     store_reader *r = *rp;
+    if (r->is_private) {
+        mdb_txn_abort(r->txn);
+        msgpack_zone_destroy(&r->zone);
+        free(r);
+        *rp = NULL;
+        return;
+    }
     /* Reset, not abort: the handle is renewed by the next read, with no allocation. */
     mdb_txn_reset(r->txn);
     msgpack_zone_clear(&r->zone);

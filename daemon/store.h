@@ -140,6 +140,11 @@ int store_read_begin(store *s, store_reader **r);
 /* Ends it; everything read through it is gone. Safe with *r NULL. */
 void store_read_end(store_reader **r);
 
+/* A read transaction of its own, for a thread other than the loop's (a long scan in the
+ * libuv thread pool). Returns 0 or GL_EINTERNAL; end it with store_read_end, on the same
+ * thread. */
+int store_read_begin_private(store *s, store_reader **r);
+
 /* The case's MessagePack map, valid until store_read_end. Returns 0 or GL_ENOT_FOUND. */
 int store_read_case(store_reader *r, uint64_t id, gl_str *raw);
 int store_read_case_by_code(store_reader *r, gl_str code, gl_str *raw);
