@@ -2,9 +2,8 @@
 #include "deadlines.h"
 
 #include "escalate_task.h"
-#include "idset.h"
 #include "log.h"
-#include "mp_guard.h"
+#include "taskflow.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -21,30 +20,14 @@ struct deadlines {
     broker          *broker;
     const city      *city;
     uv_timer_t       timer;
-    idset            inflight;     /* cases with a deadline handed out */
+    taskflow        *flow;         /* the tasks out, and their cases */
     bool             stopped;
-    size_t           outstanding;
     deadlines_stats  stats;
     msgpack_sbuffer  items, task;
-    msgpack_zone     zone;
     store_reader    *rd;           /* while a task is being built */
     uint32_t         n_items;
     uint64_t         ids[ESCALATE_MAX_ITEMS];
 };
-
-typedef struct {
-    deadlines *d;
-    uint64_t  *ids;
-    uint32_t   n;
-} task_ctx;
-
-typedef struct {
-    writer_op          op;
-    task_ctx          *task;
-    escalate_decision *decisions;
-    uint32_t           n, acted, discarded;
-    char              *body;
-} decide_op;
 
 static int64_t now_ms(void)
 {
@@ -56,101 +39,27 @@ static int64_t now_ms(void)
 static void pump(deadlines *d);
 static void on_timer(uv_timer_t *h);
 
-static void task_finish(task_ctx *t)
+static int decode(const msgpack_object *body, void *decisions, uint32_t cap, uint32_t *n,
+                  gl_error *err)
 {
-    for (uint32_t i = 0; i < t->n; i++) {
-        idset_del(&t->d->inflight, t->ids[i]);
-    }
-    t->d->outstanding--;
-    free(t->ids);
-    free(t);
+    return escalate_decisions_unpack(body, decisions, cap, n, err);
 }
 
-static int decide_apply(writer_op *op, store_txn *txn)
+static int apply(void *ctx, store_txn *txn, const void *decision, int64_t now,
+                 gl_error *err)
 {
-    decide_op *x = (decide_op *)op;
-    deadlines *d = x->task->d;
-    int64_t now = now_ms();
-    for (uint32_t i = 0; i < x->n; i++) {
-        gl_error err;
-        gl_error_clear(&err);
-        int rc = store_case_deadline(txn, d->city, &x->decisions[i], now, gl_str_c("escalator"),
-                                     &err);
-        if (rc == 0) {
-            x->acted++;
-        } else if (rc == GL_ECONFLICT || rc == GL_ENOT_FOUND || rc == GL_EINVALID) {
-            x->discarded++;
-            if (rc == GL_EINVALID) {
-                log_error("deadlines: a worker's decision was refused: %s", err.message);
-            }
-        } else {
-            return rc;
-        }
-    }
-    return 0;
+    deadlines *d = ctx;
+    return store_case_deadline(txn, d->city, decision, now, gl_str_c("escalator"), err);
 }
 
-static void decide_done(writer_op *op, int status)
+static void finished(void *ctx, uint32_t n, uint32_t applied, uint32_t discarded, int status)
 {
-    decide_op *x = (decide_op *)op;
-    deadlines *d = x->task->d;
-    if (status != 0) {
-        log_error("deadlines: %u decision(s) could not be committed (%s); their deadlines "
-                  "stay due", x->n, gl_error_name(status));
-    } else {
-        d->stats.acted += x->acted;
-        d->stats.discarded += x->discarded;
-    }
-    task_finish(x->task);
-    free(x->decisions);
-    free(x->body);
-    free(x);
+    deadlines *d = ctx;
+    d->stats.acted += applied;
+    d->stats.discarded += discarded;
+    (void)n;
+    (void)status;   /* a deadline not acted on stays in the index: the next look has it */
     pump(d);
-}
-
-static void on_reply(void *arg, const void *body, size_t len)
-{
-    task_ctx *t = arg;
-    deadlines *d = t->d;
-    static const mp_guard_limits limits = { 8, 16 * ESCALATE_MAX_ITEMS + 16, 65536 };
-    const char *why = NULL;
-    gl_error err;
-    msgpack_object o;
-
-    if (body == NULL) {
-        task_finish(t);
-        return;
-    }
-    decide_op *x = calloc(1, sizeof *x);
-    if (x == NULL || (x->body = malloc(len > 0 ? len : 1)) == NULL
-        || (x->decisions = calloc(t->n > 0 ? t->n : 1, sizeof *x->decisions)) == NULL) {
-        goto drop;
-    }
-    memcpy(x->body, body, len);
-    msgpack_zone_clear(&d->zone);
-    if (mp_guard_check(x->body, len, &limits, &why) != 0
-        || mp_unpack(x->body, len, &d->zone, &o) != 0) {
-        log_error("deadlines: a worker's reply is not MessagePack (%s)",
-                  why != NULL ? why : "unreadable");
-        goto drop;
-    }
-    if (escalate_decisions_unpack(&o, x->decisions, t->n, &x->n, &err) != 0) {
-        log_error("deadlines: a worker's reply has no decisions (%s)", err.message);
-        goto drop;
-    }
-    x->task = t;
-    x->op.apply = decide_apply;
-    x->op.done = decide_done;
-    if (writer_submit(d->writer, &x->op) == 0) {
-        return;
-    }
-drop:
-    if (x != NULL) {
-        free(x->decisions);
-        free(x->body);
-        free(x);
-    }
-    task_finish(t);
 }
 
 static int add_due(void *arg, uint64_t id, deadline_kind kind, int64_t due)
@@ -161,7 +70,7 @@ static int add_due(void *arg, uint64_t id, deadline_kind kind, int64_t due)
         return 1;
     }
     /* One deadline of a case at a time: the next comes after this one's decision. */
-    if (idset_has(&d->inflight, id)) {
+    if (taskflow_inflight(d->flow, id)) {
         return 0;
     }
     for (uint32_t i = 0; i < d->n_items; i++) {
@@ -215,7 +124,7 @@ static void pump(deadlines *d)
         if (workers == 0) {
             break;   /* due deadlines wait in the store for a worker */
         }
-        if (d->outstanding >= TASKS_PER_WORKER * workers) {
+        if (taskflow_tasks(d->flow) >= TASKS_PER_WORKER * workers) {
             work_left = true;
             break;
         }
@@ -235,25 +144,7 @@ static void pump(deadlines *d)
         escalate_task_pack_begin(&pk, now_ms(), d->n_items);
         msgpack_sbuffer_write(&d->task, d->items.data, d->items.size);
 
-        task_ctx *t = calloc(1, sizeof *t);
-        uint64_t *ids = malloc(d->n_items * sizeof *ids);
-        if (t == NULL || ids == NULL) {
-            free(t);
-            free(ids);
-            work_left = true;
-            break;
-        }
-        memcpy(ids, d->ids, d->n_items * sizeof *ids);
-        t->d = d;
-        t->ids = ids;
-        t->n = d->n_items;
-        for (uint32_t i = 0; i < t->n; i++) {
-            idset_add(&d->inflight, ids[i]);
-        }
-        d->outstanding++;
-        if (broker_submit(d->broker, ESCALATE_SERVICE, d->task.data, d->task.size, on_reply, t)
-            != 0) {
-            task_finish(t);
+        if (taskflow_submit(d->flow, d->task.data, d->task.size, d->ids, d->n_items) != 0) {
             work_left = true;
             break;
         }
@@ -279,7 +170,18 @@ deadlines *deadlines_new(uv_loop_t *loop, store *st, writer *w, broker *b, const
     d->city = c;
     msgpack_sbuffer_init(&d->items);
     msgpack_sbuffer_init(&d->task);
-    msgpack_zone_init(&d->zone, 8192);
+    taskflow_spec spec = {
+        .name = "deadlines", .service = ESCALATE_SERVICE,
+        .decision_size = sizeof(escalate_decision), .decode = decode, .apply = apply,
+        .finished = finished, .ctx = d,
+    };
+    d->flow = taskflow_new(w, b, &spec);
+    if (d->flow == NULL) {
+        msgpack_sbuffer_destroy(&d->items);
+        msgpack_sbuffer_destroy(&d->task);
+        free(d);
+        return NULL;
+    }
     uv_timer_init(loop, &d->timer);
     d->timer.data = d;
     return d;
@@ -311,8 +213,7 @@ static void on_closed(uv_handle_t *h)
     deadlines *d = h->data;
     msgpack_sbuffer_destroy(&d->items);
     msgpack_sbuffer_destroy(&d->task);
-    msgpack_zone_destroy(&d->zone);
-    idset_clear(&d->inflight);
+    taskflow_destroy(&d->flow);
     free(d);
 }
 

@@ -1,10 +1,9 @@
 /* routing: registered cases -> route tasks -> committed decisions (see routing.h). */
 #include "routing.h"
 
-#include "idset.h"
 #include "log.h"
-#include "mp_guard.h"
 #include "route_task.h"
+#include "taskflow.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,34 +21,17 @@ struct routing {
     broker         *broker;
     const city     *city;
     uv_timer_t      timer;
-    idset           inflight;
+    taskflow       *flow;          /* the tasks out, and their cases */
     uint64_t        cursor;        /* registered cases up to here are handed out or done */
     bool            rescan;        /* something may have been missed: look from the start */
     bool            stopped;
-    size_t          outstanding;   /* tasks submitted and not yet committed */
     routing_stats   stats;
     msgpack_sbuffer items;         /* a task's items while it is being built */
     msgpack_sbuffer task;
-    msgpack_zone    zone;
     uint32_t        n_items;
     uint64_t        seen_max;      /* the largest id the current look has passed */
     uint64_t       *ids;           /* a task's case ids while it is being built */
 };
-
-typedef struct {
-    routing  *r;
-    uint64_t *ids;
-    uint32_t  n;
-} task_ctx;
-
-typedef struct {
-    writer_op       op;
-    task_ctx       *task;
-    route_decision *decisions;
-    uint32_t        n;
-    uint32_t        routed, discarded;
-    char           *body;          /* the decisions' strings point here */
-} dispatch_op;
 
 static int64_t now_ms(void)
 {
@@ -60,114 +42,30 @@ static int64_t now_ms(void)
 
 static void pump(routing *r);
 
-static void task_finish(task_ctx *t)
+static int decode(const msgpack_object *body, void *decisions, uint32_t cap, uint32_t *n,
+                  gl_error *err)
 {
-    routing *r = t->r;
-    for (uint32_t i = 0; i < t->n; i++) {
-        idset_del(&r->inflight, t->ids[i]);
-    }
-    r->outstanding--;
-    free(t->ids);
-    free(t);
+    return route_decisions_unpack(body, decisions, cap, n, err);
 }
 
-static int dispatch_apply(writer_op *op, store_txn *txn)
+static int apply(void *ctx, store_txn *txn, const void *decision, int64_t now,
+                 gl_error *err)
 {
-    dispatch_op *d = (dispatch_op *)op;
-    routing *r = d->task->r;
-    int64_t now = now_ms();
-    for (uint32_t i = 0; i < d->n; i++) {
-        gl_error err;
-        gl_error_clear(&err);
-        int rc = store_case_dispatch(txn, r->city, &d->decisions[i], now, gl_str_c("router"),
-                                     &err);
-        if (rc == 0) {
-            d->routed++;
-        } else if (rc == GL_ECONFLICT || rc == GL_ENOT_FOUND || rc == GL_EINVALID) {
-            d->discarded++;
-            if (rc == GL_EINVALID) {
-                log_error("routing: a worker's decision was refused: %s", err.message);
-            } else {
-                log_debug("routing: %s", err.message);
-            }
-        } else {
-            return rc;
-        }
-    }
-    return 0;
+    routing *r = ctx;
+    return store_case_dispatch(txn, r->city, decision, now, gl_str_c("router"), err);
 }
 
-static void dispatch_done(writer_op *op, int status)
+static void finished(void *ctx, uint32_t n, uint32_t applied, uint32_t discarded, int status)
 {
-    dispatch_op *d = (dispatch_op *)op;
-    routing *r = d->task->r;
-    if (status != 0) {
-        log_error("routing: %u decision(s) could not be committed (%s); they will be "
-                  "routed again", d->n, gl_error_name(status));
-        r->rescan = true;
-    } else {
-        r->stats.routed += d->routed;
-        r->stats.discarded += d->discarded;
-        /* Cases with no decision, or a refused one, wait for the next look. */
-        if (d->routed + d->discarded < d->task->n || d->discarded > 0) {
-            r->rescan = true;
-        }
-    }
+    routing *r = ctx;
+    r->stats.routed += applied;
+    r->stats.discarded += discarded;
     r->stats.tasks++;
-    task_finish(d->task);
-    free(d->decisions);
-    free(d->body);
-    free(d);
+    /* Cases without a committed decision wait for the next look from the start. */
+    if (status != 0 || applied < n) {
+        r->rescan = true;
+    }
     pump(r);
-}
-
-static void on_reply(void *arg, const void *body, size_t len)
-{
-    task_ctx *t = arg;
-    routing *r = t->r;
-    static const mp_guard_limits limits = { 8, 16 * ROUTE_MAX_ITEMS + 16, 65536 };
-    const char *why = NULL;
-    gl_error err;
-    msgpack_object o;
-
-    if (body == NULL) {
-        task_finish(t);
-        return;
-    }
-    dispatch_op *d = calloc(1, sizeof *d);
-    if (d == NULL || (d->body = malloc(len > 0 ? len : 1)) == NULL
-        || (d->decisions = calloc(t->n > 0 ? t->n : 1, sizeof *d->decisions)) == NULL) {
-        goto drop;
-    }
-    memcpy(d->body, body, len);
-    msgpack_zone_clear(&r->zone);
-    if (mp_guard_check(d->body, len, &limits, &why) != 0
-        || mp_unpack(d->body, len, &r->zone, &o) != 0) {
-        log_error("routing: a worker's reply is not MessagePack (%s); the task's cases will "
-                  "be routed again", why != NULL ? why : "unreadable");
-        goto drop;
-    }
-    if (route_decisions_unpack(&o, d->decisions, t->n, &d->n, &err) != 0) {
-        log_error("routing: a worker's reply has no decisions (%s); the task's cases will "
-                  "be routed again", err.message);
-        goto drop;
-    }
-    d->task = t;
-    d->op.apply = dispatch_apply;
-    d->op.done = dispatch_done;
-    if (writer_submit(r->writer, &d->op) != 0) {
-        goto drop;
-    }
-    return;
-
-drop:
-    if (d != NULL) {
-        free(d->decisions);
-        free(d->body);
-        free(d);
-    }
-    r->rescan = true;
-    task_finish(t);
 }
 
 /* Builds one task from cases in `state` after `after`; returns how many were added. */
@@ -190,7 +88,7 @@ static int collect_one(void *arg, gl_str raw, const case_record *c)
     if (c->id > r->seen_max) {
         r->seen_max = c->id;
     }
-    if (idset_has(&r->inflight, c->id)) {
+    if (taskflow_inflight(r->flow, c->id)) {
         return STORE_LIST_SKIP;
     }
     uint32_t n = store_route_candidates(cx->rd, c, r->city->dup_window_ms, cands,
@@ -229,7 +127,7 @@ static void pump(routing *r)
 {
     while (!r->stopped) {
         size_t workers = broker_workers(r->broker, ROUTE_SERVICE);
-        if (workers == 0 || r->outstanding >= TASKS_PER_WORKER * workers) {
+        if (workers == 0 || taskflow_tasks(r->flow) >= TASKS_PER_WORKER * workers) {
             return;
         }
         store_reader *rd = NULL;
@@ -263,25 +161,8 @@ static void pump(routing *r)
         route_task_pack_begin(&pk, now_ms(), r->n_items);
         msgpack_sbuffer_write(&r->task, r->items.data, r->items.size);
 
-        task_ctx *t = calloc(1, sizeof *t);
-        uint64_t *ids = malloc(r->n_items * sizeof *ids);
-        if (t == NULL || ids == NULL) {
-            free(t);
-            free(ids);
+        if (taskflow_submit(r->flow, r->task.data, r->task.size, r->ids, r->n_items) != 0) {
             r->rescan = true;
-            return;
-        }
-        memcpy(ids, r->ids, r->n_items * sizeof *ids);
-        t->r = r;
-        t->ids = ids;
-        t->n = r->n_items;
-        for (uint32_t i = 0; i < t->n; i++) {
-            idset_add(&r->inflight, ids[i]);
-        }
-        r->outstanding++;
-        if (broker_submit(r->broker, ROUTE_SERVICE, r->task.data, r->task.size, on_reply, t) != 0) {
-            r->rescan = true;
-            task_finish(t);
             return;
         }
     }
@@ -311,7 +192,18 @@ routing *routing_new(uv_loop_t *loop, store *st, writer *w, broker *b, const cit
     r->city = c;
     msgpack_sbuffer_init(&r->items);
     msgpack_sbuffer_init(&r->task);
-    msgpack_zone_init(&r->zone, 8192);
+    taskflow_spec spec = {
+        .name = "routing", .service = ROUTE_SERVICE, .decision_size = sizeof(route_decision),
+        .decode = decode, .apply = apply, .finished = finished, .ctx = r,
+    };
+    r->flow = taskflow_new(w, b, &spec);
+    if (r->flow == NULL) {
+        msgpack_sbuffer_destroy(&r->items);
+        msgpack_sbuffer_destroy(&r->task);
+        free(r->ids);
+        free(r);
+        return NULL;
+    }
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     /* The periodic look catches what a failed commit or a lost decision left behind. */
@@ -326,7 +218,7 @@ void routing_kick(routing *r)
 
 size_t routing_inflight(const routing *r)
 {
-    return r->inflight.n;
+    return taskflow_cases(r->flow);
 }
 
 void routing_get_stats(const routing *r, routing_stats *out)
@@ -345,8 +237,7 @@ static void on_closed(uv_handle_t *h)
     routing *r = h->data;
     msgpack_sbuffer_destroy(&r->items);
     msgpack_sbuffer_destroy(&r->task);
-    msgpack_zone_destroy(&r->zone);
-    idset_clear(&r->inflight);
+    taskflow_destroy(&r->flow);
     free(r->ids);
     free(r);
 }
