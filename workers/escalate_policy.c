@@ -3,6 +3,17 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+/* A deadline as a person reads it in an event's note, in the city's clock. */
+static const char *when(const city *c, int64_t ms, char *buf, size_t cap)
+{
+    time_t secs = (time_t)(ms / 1000) + (time_t)c->utc_offset_min * 60;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
+}
 
 static bool handles(const city_unit *u, int category)
 {
@@ -88,6 +99,7 @@ int escalate_policy_decide(const city *c, const escalate_item *item, escalate_de
                            char *reason, size_t cap)
 {
     const case_record *cs = &item->c;
+    char t[32];
     memset(out, 0, sizeof *out);
     out->id = cs->id;
     out->version = cs->version;
@@ -95,26 +107,26 @@ int escalate_policy_decide(const city *c, const escalate_item *item, escalate_de
     switch (item->kind) {
     case DEADLINE_WARN:
         out->outcome = OUTCOME_WARN;
-        snprintf(reason, cap, "超时预警: %.*s has until %lld to resolve it",
-                 (int)cs->unit.n, cs->unit.p, (long long)cs->resolve_by);
+        snprintf(reason, cap, "超时预警: %.*s has until %s to resolve it",
+                 (int)cs->unit.n, cs->unit.p, when(c, cs->resolve_by, t, sizeof t));
         break;
     case DEADLINE_ACCEPT:
         out->outcome = OUTCOME_URGE;
-        snprintf(reason, cap, "催办: %.*s has not signed for it by %lld", (int)cs->unit.n,
-                 cs->unit.p, (long long)cs->accept_by);
+        snprintf(reason, cap, "催办: %.*s has not signed for it by %s", (int)cs->unit.n,
+                 cs->unit.p, when(c, cs->accept_by, t, sizeof t));
         break;
     default: {
         int next = escalate_policy_next_unit(c, cs);
         if (next >= 0) {
             out->outcome = OUTCOME_ESCALATE;
             out->unit = gl_str_c(c->units[next].code);
-            snprintf(reason, cap, "not resolved by %lld: escalated from %.*s to %s",
-                     (long long)cs->resolve_by, (int)cs->unit.n, cs->unit.p,
+            snprintf(reason, cap, "not resolved by %s: escalated from %.*s to %s",
+                     when(c, cs->resolve_by, t, sizeof t), (int)cs->unit.n, cs->unit.p,
                      c->units[next].code);
         } else if (!cs->supervised) {
             out->outcome = OUTCOME_SUPERVISE;
-            snprintf(reason, cap, "督办: not resolved by %lld at the top of the hierarchy",
-                     (long long)cs->resolve_by);
+            snprintf(reason, cap, "督办: not resolved by %s at the top of the hierarchy",
+                     when(c, cs->resolve_by, t, sizeof t));
         } else {
             out->outcome = OUTCOME_URGE;
             snprintf(reason, cap, "催办: still not resolved, under supervision");
