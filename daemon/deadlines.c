@@ -22,6 +22,7 @@ struct deadlines {
     uv_timer_t       timer;
     taskflow        *flow;         /* the tasks out, and their cases */
     bool             stopped;
+    uint64_t         hold_until;   /* uv_now(): after a task went badly, wait till then */
     deadlines_stats  stats;
     msgpack_sbuffer  items, task;
     store_reader    *rd;           /* while a task is being built */
@@ -57,8 +58,11 @@ static void finished(void *ctx, uint32_t n, uint32_t applied, uint32_t discarded
     deadlines *d = ctx;
     d->stats.acted += applied;
     d->stats.discarded += discarded;
-    (void)n;
-    (void)status;   /* a deadline not acted on stays in the index: the next look has it */
+    /* A deadline not acted on stays in the index and is due: the next look has it. Not
+     * at once, or a worker that answers badly would get it back in a spin. */
+    if (status != 0 || applied < n) {
+        d->hold_until = uv_now(d->loop) + RETRY_MS;
+    }
     pump(d);
 }
 
@@ -119,6 +123,10 @@ static void arm(deadlines *d, bool work_left)
 static void pump(deadlines *d)
 {
     bool work_left = false;
+    if (!d->stopped && uv_now(d->loop) < d->hold_until) {
+        uv_timer_start(&d->timer, on_timer, d->hold_until - uv_now(d->loop), 0);
+        return;
+    }
     while (!d->stopped) {
         size_t workers = broker_workers(d->broker, ESCALATE_SERVICE);
         if (workers == 0) {

@@ -24,6 +24,7 @@ struct routing {
     taskflow       *flow;          /* the tasks out, and their cases */
     uint64_t        cursor;        /* registered cases up to here are handed out or done */
     bool            rescan;        /* something may have been missed: look from the start */
+    uint64_t        rescan_at;     /* ... but not before this uv_now() */
     bool            stopped;
     routing_stats   stats;
     msgpack_sbuffer items;         /* a task's items while it is being built */
@@ -61,9 +62,12 @@ static void finished(void *ctx, uint32_t n, uint32_t applied, uint32_t discarded
     r->stats.routed += applied;
     r->stats.discarded += discarded;
     r->stats.tasks++;
-    /* Cases without a committed decision wait for the next look from the start. */
+    /* Cases without a committed decision wait for the next look from the start, which
+     * comes with the periodic timer: a worker that answers badly is not given the same
+     * cases again in a spin. */
     if (status != 0 || applied < n) {
         r->rescan = true;
+        r->rescan_at = uv_now(r->loop) + RESCAN_MS;
     }
     pump(r);
 }
@@ -134,7 +138,7 @@ static void pump(routing *r)
         if (store_read_begin(r->store, &rd) != 0) {
             return;
         }
-        if (r->rescan) {
+        if (r->rescan && uv_now(r->loop) >= r->rescan_at) {
             r->cursor = 0;
             r->rescan = false;
         }

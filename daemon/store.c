@@ -800,6 +800,7 @@ static void set_deadlines(const city *town, case_record *c, int64_t now_ms)
 {
     const city_sla *cls = sla_class_for(town, c->category, c->urgency);
     c->deadlines_fired = 0;
+    c->deadlines_at = now_ms;
     if (cls != NULL) {
         sla_times t;
         sla_deadlines(town, cls, now_ms, &t);
@@ -1004,7 +1005,7 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
         c.state = CASE_RETURNED;
         c.unit = GL_STR_NULL;
         c.level = 0;
-        c.accept_by = c.resolve_by = c.warn_at = c.extension_until = 0;
+        c.accept_by = c.resolve_by = c.warn_at = c.extension_until = c.deadlines_at = 0;
         c.deadlines_fired = 0;
         e.type = EVENT_RETURNED;
         e.note = reason_and_note;
@@ -1030,13 +1031,12 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
                                 "decision on this case");
         }
         if (a->action == ACT_APPROVE_EXTENSION) {
-            /* The new limit gets its own warning: at the same share of the longer time. */
-            if (c.resolve_by > 0 && c.warn_at > 0 && c.dispatched_at > 0) {
-                double share = (double)(c.warn_at - c.dispatched_at)
-                               / (double)(c.resolve_by - c.dispatched_at > 0
-                                              ? c.resolve_by - c.dispatched_at : 1);
-                c.warn_at = c.dispatched_at
-                            + (int64_t)(share * (double)(c.extension_until - c.dispatched_at));
+            /* The new limit gets its own warning: at the same share of the longer time,
+             * counted from when the current deadlines were set. */
+            int64_t base = c.deadlines_at != 0 ? c.deadlines_at : c.dispatched_at;
+            if (c.resolve_by > base && c.warn_at > 0 && base > 0) {
+                double share = (double)(c.warn_at - base) / (double)(c.resolve_by - base);
+                c.warn_at = base + (int64_t)(share * (double)(c.extension_until - base));
             }
             c.resolve_by = c.extension_until;
             c.deadlines_fired &= ~(CASE_FIRED_WARN | CASE_FIRED_RESOLVE);
@@ -1423,6 +1423,62 @@ uint32_t store_route_candidates(store_reader *r, const case_record *c, int64_t w
         n = scan_candidates(r, TAG_DUP_NEAR, c, c->location.district, window_ms, out, n, cap);
     }
     return n;
+}
+
+uint64_t store_read_head(store_reader *r)
+{
+    return last_key_of(r->txn, r->s->events);
+}
+
+int store_read_events(store_reader *r, uint64_t after, uint32_t limit, gl_str unit,
+                      gl_str district, gl_str category, uint32_t scan_budget,
+                      store_event_fn fn, void *arg, uint64_t *examined)
+{
+    MDB_cursor *cur;
+    unsigned char kb[8];
+    bool filtered = unit.n > 0 || district.n > 0 || category.n > 0;
+    uint32_t found = 0, seen = 0;
+    int out = 0;
+
+    *examined = after;
+    if (after == UINT64_MAX || limit == 0) {
+        return 0;
+    }
+    mp_put_be64(kb, after + 1);
+    MDB_val k = val_of(kb, 8), v;
+    if (mdb_cursor_open(r->txn, r->s->events, &cur) != 0) {
+        return GL_EINTERNAL;
+    }
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && found < limit && seen < scan_budget && k.mv_size == 8) {
+        uint64_t seq = mp_get_be64(k.mv_data);
+        bool take = true;
+        seen++;
+        if (filtered) {
+            msgpack_object o;
+            case_event e;
+            msgpack_zone_clear(&r->zone);
+            if (mp_unpack(v.mv_data, v.mv_size, &r->zone, &o) != 0
+                || case_event_unpack(&o, &e) != 0) {
+                log_error("store: event %llu does not decode", (unsigned long long)seq);
+                out = GL_EINTERNAL;
+                break;
+            }
+            take = (unit.n == 0 || gl_str_eq2(unit, e.unit))
+                   && (district.n == 0 || gl_str_eq2(district, e.district))
+                   && (category.n == 0 || gl_str_eq2(category, e.category));
+        }
+        if (take) {
+            if ((out = fn(arg, gl_str_of(v.mv_data, v.mv_size))) != 0) {
+                break;
+            }
+            found++;
+        }
+        *examined = seq;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return out;
 }
 
 int store_next_deadline(store_reader *r, int64_t *due)

@@ -174,6 +174,18 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
 uint32_t store_route_candidates(store_reader *r, const case_record *c, int64_t window_ms,
                                 route_candidate *out, uint32_t cap);
 
+/* The sequence number of the last event in the reader's snapshot (0 when none). */
+uint64_t store_read_head(store_reader *r);
+
+/* The events with seq > after, in order, whose unit, district and category match the
+ * filter (an empty one matches any), at most limit of them, examining at most
+ * scan_budget events: fn is called with each. *examined is the last seq examined, from
+ * where the next pull may go on (== after when there was nothing). Returns 0 or
+ * GL_EINTERNAL. */
+int store_read_events(store_reader *r, uint64_t after, uint32_t limit, gl_str unit,
+                      gl_str district, gl_str category, uint32_t scan_budget,
+                      store_event_fn fn, void *arg, uint64_t *examined);
+
 /* The earliest pending deadline's due time into *due. Returns 0, or GL_ENOT_FOUND when
  * no case has one. */
 int store_next_deadline(store_reader *r, int64_t *due);

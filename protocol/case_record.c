@@ -95,7 +95,7 @@ static int pack_kv_bool(msgpack_packer *pk, const char *k, bool v)
     return mp_pack_cstr(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 }
 
-#define CASE_RECORD_KEYS 35
+#define CASE_RECORD_KEYS 36
 
 int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
 {
@@ -165,6 +165,7 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
     rc |= pack_kv_time(pk, "resolved_at", c->resolved_at);
     rc |= pack_kv_time(pk, "warn_at", c->warn_at);
     rc |= pack_kv_int(pk, "deadlines_fired", c->deadlines_fired);
+    rc |= pack_kv_time(pk, "deadlines_at", c->deadlines_at);
     return rc != 0 ? -1 : 0;
 }
 
@@ -283,6 +284,7 @@ int case_record_unpack(const msgpack_object *o, case_record *c)
         else if (key_is(k, "resolved_at")) c->resolved_at = obj_int(v);
         else if (key_is(k, "warn_at")) c->warn_at = obj_int(v);
         else if (key_is(k, "deadlines_fired")) c->deadlines_fired = (uint32_t)obj_int(v);
+        else if (key_is(k, "deadlines_at")) c->deadlines_at = obj_int(v);
         else if (key_is(k, "returned_by") && v->type == MSGPACK_OBJECT_ARRAY) {
             uint32_t n = v->via.array.size;
             c->n_returned_by = n > CASE_MAX_RETURNED ? CASE_MAX_RETURNED : n;

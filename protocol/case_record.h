@@ -97,6 +97,7 @@ typedef struct {
      * fires twice. Setting new deadlines clears it. */
     int64_t           warn_at;
     uint32_t          deadlines_fired;
+    int64_t           deadlines_at;    /* when the current deadlines were set */
 } case_record;
 
 #define CASE_FIRED_WARN    0x1u
