@@ -141,6 +141,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_batch(void *arg)
 {
     daemon_state *d = arg;
+    server_on_commit(d->srv);
     routing_kick(d->routing);
     deadlines_kick(d->deadlines);
 }
@@ -414,7 +415,9 @@ out:
         routing_destroy(&d.routing);
         deadlines_destroy(&d.deadlines);
         writer_destroy(&d.writer);
-        server_destroy(&d.srv);
+        if (d.srv != NULL) {
+            server_close(d.srv);   /* its handles close in the run below, then it is freed */
+        }
         uv_run(d.loop, UV_RUN_DEFAULT);
     }
     supervisor_destroy(&d.workers);

@@ -52,6 +52,10 @@ struct server {
     char            *catalog;       /* the catalogue's four pairs, packed once */
     size_t           catalog_len;
     int              stats_running; /* stats queries in the thread pool */
+    struct feed_wait *feed_waits;   /* pulls waiting for events */
+    size_t           feed_waiting;
+    uv_timer_t       feed_timer;
+    bool             feed_timer_open;
 };
 
 /* A write on its way through the writer: a create or an action. */
@@ -501,6 +505,152 @@ static void handle_stats(server *s, const reply_to *to, const msgpack_object *o)
     s->stats_running++;
 }
 
+/* --- feed.pull --- */
+
+#define FEED_SCAN_BUDGET 20000   /* events one pull may examine */
+#define FEED_MAX_WAITING 10000   /* pulls parked waiting for events */
+#define FEED_TICK_MS     100     /* how often parked pulls' time limits are looked at */
+
+/* A pull waiting for events: a copy of what it asked, since its frames are gone. */
+typedef struct feed_wait {
+    struct feed_wait *next;
+    reply_to          to;
+    request_feed      req;
+    char              filter[3][REQUEST_MAX_CODE];
+    uint64_t          deadline;      /* uv_now() when it is answered empty */
+} feed_wait;
+
+typedef struct {
+    raw_list list;
+} feed_result;
+
+/* Runs the pull; replies and returns true when it has events, or must be answered now
+ * (force: its time is up, or the daemon is stopping). */
+static bool feed_answer(server *s, const reply_to *to, const request_feed *req, bool force)
+{
+    store_reader *r = NULL;
+    raw_list events = { NULL, 0, 0 };
+    uint64_t examined = req->after, head;
+    gl_error err;
+    bool done = true;
+
+    if (store_read_begin(s->store, &r) != 0) {
+        reply_fail(s, to, GL_EINTERNAL, NULL, "cannot read the store");
+        return true;
+    }
+    head = store_read_head(r);
+    if (req->after > head) {
+        gl_error_set(&err, GL_EINVALID, "after", "after %llu is beyond the last event (%llu): "
+                     "this store is older than the position you hold (restored from a "
+                     "backup?)", (unsigned long long)req->after, (unsigned long long)head);
+        reply_error(s, to, &err);
+        goto out;
+    }
+    if (store_read_events(r, req->after, req->limit, req->unit, req->district, req->category,
+                          FEED_SCAN_BUDGET, raw_list_add, &events, &examined) != 0) {
+        reply_fail(s, to, GL_EINTERNAL, NULL, "cannot read the events");
+        goto out;
+    }
+    if (events.n == 0 && examined == head && !force) {
+        done = false;   /* nothing yet: the caller may park it */
+        goto out;
+    }
+    msgpack_packer pk;
+    reply_begin(s, to, &pk, 3);
+    mp_pack_cstr(&pk, "events");
+    msgpack_pack_array(&pk, (uint32_t)events.n);
+    for (size_t i = 0; i < events.n; i++) {
+        pack_raw(s, events.items[i]);
+    }
+    mp_pack_cstr(&pk, "last");
+    msgpack_pack_uint64(&pk, head);
+    /* With a filter, events that did not match were passed over: go on after them. */
+    mp_pack_cstr(&pk, "next");
+    msgpack_pack_uint64(&pk, examined);
+    reply_finish(s, to, &pk);
+out:
+    free(events.items);
+    store_read_end(&r);
+    return done;
+}
+
+static void feed_tick(uv_timer_t *h);
+
+static void handle_feed(server *s, const reply_to *to, const msgpack_object *o)
+{
+    gl_error err;
+    request_feed req;
+    gl_error_clear(&err);
+    if (request_parse_feed(o, &req, &err) != 0) {
+        reply_error(s, to, &err);
+        return;
+    }
+    if (feed_answer(s, to, &req, req.wait_ms == 0)) {
+        return;
+    }
+    if (s->feed_waiting >= FEED_MAX_WAITING) {
+        feed_answer(s, to, &req, true);   /* answered at once, empty, rather than refused */
+        return;
+    }
+    feed_wait *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        feed_answer(s, to, &req, true);
+        return;
+    }
+    w->to = *to;
+    w->req = req;
+    gl_str *src[3] = { &w->req.unit, &w->req.district, &w->req.category };
+    for (int i = 0; i < 3; i++) {
+        memcpy(w->filter[i], src[i]->p, src[i]->n);
+        src[i]->p = w->filter[i];
+    }
+    w->deadline = uv_now(s->loop) + req.wait_ms;
+    w->next = s->feed_waits;
+    s->feed_waits = w;
+    s->feed_waiting++;
+    if (!uv_is_active((uv_handle_t *)&s->feed_timer)) {
+        uv_timer_start(&s->feed_timer, feed_tick, FEED_TICK_MS, FEED_TICK_MS);
+    }
+}
+
+/* Answers the parked pulls that now have events, or whose time is up (all of them
+ * when force). */
+static void feed_wake(server *s, bool expired_only, bool force)
+{
+    uint64_t now = uv_now(s->loop);
+    feed_wait **pp = &s->feed_waits;
+    while (*pp != NULL) {
+        feed_wait *w = *pp;
+        bool due = force || now >= w->deadline;
+        bool answered = (expired_only && !due) ? false : feed_answer(s, &w->to, &w->req, due);
+        if (answered) {
+            *pp = w->next;
+            s->feed_waiting--;
+            free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
+    if (s->feed_waits == NULL) {
+        uv_timer_stop(&s->feed_timer);
+    }
+    if (s->watch != NULL) {
+        zwatch_kick(s->watch);
+    }
+}
+
+static void feed_tick(uv_timer_t *h)
+{
+    feed_wake(h->data, true, false);
+}
+
+void server_on_commit(server *s)
+{
+    if (s->feed_waits != NULL) {
+        feed_wake(s, false, false);
+    }
+}
+
 /* --- catalog.get --- */
 
 static void handle_catalog(server *s, const reply_to *to, const msgpack_object *o)
@@ -528,7 +678,8 @@ static void handle_catalog(server *s, const reply_to *to, const msgpack_object *
 static bool serves(gl_str name)
 {
     static const char *const services[] = {
-        "case.create", "case.get", "case.list", "case.act", "catalog.get", "stats.query"
+        "case.create", "case.get", "case.list", "case.act", "catalog.get", "feed.pull",
+        "stats.query"
     };
     for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
         if (gl_str_eq(name, services[i])) {
@@ -615,7 +766,7 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
         char name[MDP_MAX_SERVICE + 1];
         printable(req.service, name, sizeof name);
         gl_error_set(&err, GL_EUNKNOWN_SERVICE, NULL, "no service \"%s\"; this daemon "
-                     "serves case.create, case.get, case.list, case.act, catalog.get, "
+                     "serves case.create, case.get, case.list, case.act, feed.pull, catalog.get, "
                      "stats.query", name);
         reply_error(s, &to, &err);
         return;
@@ -649,6 +800,8 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
         handle_get(s, &to, &o);
     } else if (gl_str_eq(req.service, "case.list")) {
         handle_list(s, &to, &o);
+    } else if (gl_str_eq(req.service, "feed.pull")) {
+        handle_feed(s, &to, &o);
     } else if (gl_str_eq(req.service, "stats.query")) {
         handle_stats(s, &to, &o);
     } else {
@@ -733,6 +886,9 @@ server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c, writer
                  "use --endpoint)", opt->endpoint, zmq_strerror(errno));
         goto fail;
     }
+    uv_timer_init(loop, &s->feed_timer);
+    s->feed_timer.data = s;
+    s->feed_timer_open = true;
     s->watch = zwatch_new(loop, s->sock, RECV_BUDGET, on_message, s);
     if (s->watch == NULL) {
         snprintf(err, errlen, "cannot watch the request socket");
@@ -750,10 +906,18 @@ void server_pause(server *s)
     if (s->watch != NULL) {
         zwatch_pause(s->watch);
     }
+    /* Waiting pulls are answered now with what there is: the daemon is going. */
+    feed_wake(s, false, true);
 }
 
 void server_close(server *s)
 {
+    if (s->feed_timer_open) {
+        feed_wake(s, false, true);
+        uv_timer_stop(&s->feed_timer);
+        uv_close((uv_handle_t *)&s->feed_timer, NULL);
+        s->feed_timer_open = false;
+    }
     zwatch_destroy(&s->watch);
     if (s->sock != NULL) {
         /* Close flushes queued replies, up to ZMQ_LINGER. */

@@ -3,8 +3,9 @@
  * framing with MessagePack bodies (protocol.md), driven by the libuv loop.
  *
  * Every request that carries a return address gets exactly one reply. Reads
- * (case.get, case.list, catalog.get, mmi.*) are answered at once from a short read
- * transaction; writes (case.create) are validated here, then queued to the writer and
+ * (case.get, case.list, feed.pull, catalog.get, mmi.*) are answered at once from a short
+ * read transaction (a feed.pull with wait_ms and nothing to give waits for the next
+ * commit, or its time limit); stats.query runs in the thread pool; writes (case.create) are validated here, then queued to the writer and
  * answered only after their batch is committed.
  */
 #ifndef SERVER_H
@@ -29,6 +30,10 @@ typedef struct server server;
 server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c, writer *w,
                    const server_options *opt, char *err, size_t errlen);
 
+/* A write batch has committed: pulls waiting for events (feed.pull with wait_ms) are
+ * answered if they now have some. */
+void server_on_commit(server *s);
+
 /* Takes no more requests (they wait in the socket); replies still go out. */
 void server_pause(server *s);
 
@@ -36,7 +41,8 @@ void server_pause(server *s);
  * has answered everything in flight. */
 void server_close(server *s);
 
-/* Frees s; sets *s to NULL; safe twice. */
+/* Frees s, once server_close has been called and the loop has run since (libuv closes
+ * handles on its next turn); sets *s to NULL; safe twice. */
 void server_destroy(server **s);
 
 #endif

@@ -1261,3 +1261,79 @@ request_parse_stats(const msgpack_object *body, request_stats *out, gl_error *er
 {
     return name_the_field(parse_stats(body, out, err), err);
 }
+
+/* ---- feed.pull -------------------------------------------------------------------- */
+
+enum { FE_RID, FE_AFTER, FE_LIMIT, FE_WAIT, FE_FILTER, FE_COUNT };
+static const char *const feed_fields[FE_COUNT] = { "rid", "after", "limit", "wait_ms", "filter" };
+enum { FF_UNIT, FF_DISTRICT, FF_CATEGORY, FF_COUNT };
+static const char *const feed_filter_fields[FF_COUNT] = { "unit", "district", "category" };
+
+static int
+parse_feed(const msgpack_object *body, request_feed *out, gl_error *err)
+{
+    const msgpack_object *f[FE_COUNT], *ff[FF_COUNT];
+    int64_t               x = 0;
+    int                   rc;
+
+    memset(out, 0, sizeof *out);
+    out->limit = REQUEST_FEED_DEFAULT;
+    if (body == NULL || body->type != MSGPACK_OBJECT_MAP) {
+        return gl_error_set(err, GL_EBAD_REQUEST, NULL, "body must be a MessagePack map");
+    }
+    rc = map_collect(body, "", feed_fields, FE_COUNT, f, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (f[FE_AFTER] != NULL) {
+        rc = int_get(f[FE_AFTER], "after", 0, INT64_MAX,
+                     "must be a sequence number (an integer, 0 or more)", &x, err);
+        if (rc != 0) {
+            return rc;
+        }
+        out->after = (uint64_t)x;
+    }
+    if (f[FE_LIMIT] != NULL) {
+        rc = int_get(f[FE_LIMIT], "limit", 1, REQUEST_FEED_MAX,
+                     "must be an integer from 1 to 1000", &x, err);
+        if (rc != 0) {
+            return rc;
+        }
+        out->limit = (uint32_t)x;
+    }
+    if (f[FE_WAIT] != NULL) {
+        rc = int_get(f[FE_WAIT], "wait_ms", 0, REQUEST_FEED_MAX_WAIT,
+                     "must be an integer from 0 to 30000", &x, err);
+        if (rc != 0) {
+            return rc;
+        }
+        out->wait_ms = (uint32_t)x;
+    }
+    if (f[FE_FILTER] != NULL) {
+        if (f[FE_FILTER]->type != MSGPACK_OBJECT_MAP) {
+            return gl_error_set(err, GL_EINVALID, "filter", "must be a map of unit, district "
+                                "and category");
+        }
+        rc = map_collect(f[FE_FILTER], "filter", feed_filter_fields, FF_COUNT, ff, err);
+        if (rc != 0) {
+            return rc;
+        }
+        gl_str *dst[FF_COUNT] = { &out->unit, &out->district, &out->category };
+        static const char *const names[FF_COUNT] = {
+            "filter.unit", "filter.district", "filter.category"
+        };
+        for (int i = 0; i < FF_COUNT; i++) {
+            if (ff[i] != NULL
+                && (rc = str_get(ff[i], names[i], 1, REQUEST_MAX_CODE, dst[i], err)) != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int
+request_parse_feed(const msgpack_object *body, request_feed *out, gl_error *err)
+{
+    return name_the_field(parse_feed(body, out, err), err);
+}

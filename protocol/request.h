@@ -156,4 +156,20 @@ typedef struct {
  * (field "group_by", "from" or "to", or the unknown field). */
 int request_parse_stats(const msgpack_object *body, request_stats *out, gl_error *err);
 
+/* feed.pull: the events after a sequence number, optionally waiting for them. */
+#define REQUEST_FEED_MAX      1000
+#define REQUEST_FEED_DEFAULT  100
+#define REQUEST_FEED_MAX_WAIT 30000
+
+typedef struct {
+    uint64_t after;                  /* default 0 */
+    uint32_t limit;                  /* 1..1000, default 100 */
+    uint32_t wait_ms;                /* 0..30000, default 0 */
+    gl_str   unit, district, category;   /* filter; empty = any */
+} request_feed;
+
+/* Returns 0, GL_EBAD_REQUEST or GL_EINVALID (field "after", "limit", "wait_ms",
+ * "filter.unit", ... or the unknown field). */
+int request_parse_feed(const msgpack_object *body, request_feed *out, gl_error *err);
+
 #endif
