@@ -601,8 +601,10 @@ static void handle_feed(server *s, const reply_to *to, const msgpack_object *o)
     w->req = req;
     gl_str *src[3] = { &w->req.unit, &w->req.district, &w->req.category };
     for (int i = 0; i < 3; i++) {
-        memcpy(w->filter[i], src[i]->p, src[i]->n);
-        src[i]->p = w->filter[i];
+        if (src[i]->n > 0) {   /* an absent filter is (NULL, 0): nothing to copy */
+            memcpy(w->filter[i], src[i]->p, src[i]->n);
+            src[i]->p = w->filter[i];
+        }
     }
     w->deadline = uv_now(s->loop) + req.wait_ms;
     w->next = s->feed_waits;
