@@ -62,11 +62,11 @@ static const char usage_main[] =
     "Exit status: 0 done, 1 the daemon refused or did not answer, 2 bad usage.\n";
 
 static const char usage_create[] =
-    "usage: gridline create --channel C --category X --description TEXT --district D\n"
+    "usage: gridline create --description TEXT --district D [--channel C] [--category X]\n"
     "                       [--street S] [--community C] [--grid G] [--address A]\n"
     "                       [--lat N --lon N] [--urgency U] [--title T] [--name N]\n"
     "                       [--phone P] [--attachment URL]... [--reported-at MS]\n"
-    "                       [--on-spot] [--request-id ID]\n"
+    "                       [--on-spot | --agent COMMUNITY] [--request-id ID]\n"
     "\n"
     "Registers a case (service case.create).\n"
     "\n"
@@ -83,6 +83,7 @@ static const char usage_create[] =
     "  --attachment URL    a photo or file; repeat for more\n"
     "  --reported-at MS    when it was reported, ms since the epoch (offline replay)\n"
     "  --on-spot           resolved on the spot (window channel)\n"
+    "  --agent COMMUNITY   代办: the community that follows the case for the resident\n"
     "  --request-id ID     the key that makes a retry safe; without it a random one is\n"
     "                      made and printed: if no reply comes, run the same command again\n"
     "                      with --request-id ID and the case is registered at most once\n";
@@ -470,7 +471,7 @@ enum {
     OPT_HISTORY, OPT_STATE, OPT_UNIT, OPT_CATEGORY_F, OPT_OVERDUE, OPT_SUPERVISED,
     OPT_FROM, OPT_TO, OPT_LIMIT, OPT_AFTER, OPT_ALL,
     OPT_NOTE, OPT_REPLY, OPT_REASON, OPT_UNTIL, OPT_INTO, OPT_SATISFACTION, OPT_VERSION,
-    OPT_BY
+    OPT_BY, OPT_AGENT
 };
 
 typedef struct {
@@ -484,6 +485,7 @@ typedef struct {
     bool         has_reported_at;
     int64_t      reported_at;
     bool         on_spot;
+    const char  *agent;
     const char  *request_id;
 } create_args;
 
@@ -493,20 +495,21 @@ static int pack_create(msgpack_packer *pk, const create_args *a)
         { "request_id", a->request_id }, { "channel", a->channel },
         { "category", a->category },     { "urgency", a->urgency },
         { "title", a->title },           { "description", a->description },
+        { "agent", a->agent },
     };
     const str_member loc[] = {
         { "district", a->district }, { "street", a->street }, { "community", a->community },
         { "grid", a->grid },         { "address", a->address },
     };
     const str_member who[] = { { "name", a->name }, { "phone", a->phone } };
-    uint32_t n = str_members_set(top, 6) + 1;
+    uint32_t n = str_members_set(top, 7) + 1;
     uint32_t n_who = str_members_set(who, 2);
 
     n += n_who > 0;
     n += a->n_attachments > 0;
     n += a->has_reported_at;
     n += a->on_spot;
-    if (msgpack_pack_map(pk, n) != 0 || pack_str_members(pk, top, 6) != 0) {
+    if (msgpack_pack_map(pk, n) != 0 || pack_str_members(pk, top, 7) != 0) {
         return -1;
     }
     if (mp_pack_cstr(pk, "location") != 0
@@ -565,6 +568,7 @@ static int cmd_create(cli *c, int argc, char **argv)
         { "attachment", required_argument, NULL, OPT_ATTACHMENT },
         { "reported-at", required_argument, NULL, OPT_REPORTED_AT },
         { "on-spot", no_argument, NULL, OPT_ON_SPOT },
+        { "agent", required_argument, NULL, OPT_AGENT },
         { "request-id", required_argument, NULL, OPT_REQUEST_ID },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -604,6 +608,7 @@ static int cmd_create(cli *c, int argc, char **argv)
         case OPT_PHONE:       a.phone = optarg; break;
         case OPT_REQUEST_ID:  a.request_id = optarg; break;
         case OPT_ON_SPOT:     a.on_spot = true; break;
+        case OPT_AGENT:       a.agent = optarg; break;
         case OPT_ATTACHMENT:  a.attachments[a.n_attachments++] = optarg; break;
         case OPT_LAT:
             if (!parse_double(optarg, &a.lat)) {
@@ -640,9 +645,9 @@ static int cmd_create(cli *c, int argc, char **argv)
         rc = usage_error("create", "unexpected argument '%s'", argv[optind]);
         goto done;
     }
-    if (a.channel == NULL || a.category == NULL || a.description == NULL || a.district == NULL) {
-        rc = usage_error("create", "create needs%s%s%s%s", a.channel == NULL ? " --channel" : "",
-                         a.category == NULL ? " --category" : "",
+    /* The protocol requires only these two (and the request_id, made below). */
+    if (a.description == NULL || a.district == NULL) {
+        rc = usage_error("create", "create needs%s%s",
                          a.description == NULL ? " --description" : "",
                          a.district == NULL ? " --district" : "");
         goto done;

@@ -202,7 +202,7 @@ def test_command_help_exits_0_without_asking_the_daemon(args, needle):
     (["--endpoint", "", "ping"], "--endpoint"),
     (["ping", "--timeout"], "--timeout"),
     (["ping", "case.create", "extra"], "extra"),
-    (["create", "--channel", "hotline"], "--category --description --district"),
+    (["create", "--channel", "hotline"], "--description --district"),
     (["create", "--channel", "hotline", "--category", "roads", "--description", "x",
       "--district", "D", "--lat", "31.2"], "--lat and --lon"),
     (["create", "--channel", "hotline", "--category", "roads", "--description", "x",
