@@ -12,6 +12,7 @@
 #include "server.h"
 #include "store.h"
 #include "supervisor.h"
+#include "tap.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <zmq.h>
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:7310"
+#define DEFAULT_TAP      "tcp://127.0.0.1:7311"
 #define DEFAULT_DATA     "gridline-data"
 
 typedef struct {
@@ -35,6 +37,7 @@ typedef struct {
     broker      *broker;
     routing     *routing;
     deadlines   *deadlines;
+    tap         *tap;
     supervisor  *workers, *escalators;
     int          supervisors_running;
     uv_signal_t  sigterm, sigint;
@@ -53,6 +56,7 @@ static void usage(FILE *out)
         "  --config FILE         the city: places, categories, units, SLA classes, routing\n"
         "                        (libconfig format; default: the built-in small city)\n"
         "  --endpoint EP         request socket (default %s)\n"
+        "  --tap EP              the live tap, PUB (default %s)\n"
         "  --worker-endpoint EP  where workers connect, MDP/0.1 worker protocol\n"
         "                        (default ipc://DIR/workers.ipc)\n"
         "  --routers N           gridline-router processes to run (default 1; 0 = none,\n"
@@ -68,7 +72,7 @@ static void usage(FILE *out)
         "  --log-level LEVEL     debug, info, warn or error (default info)\n"
         "  --check-config        read the configuration, print a summary and exit\n"
         "  --version, --help\n",
-        DEFAULT_DATA, DEFAULT_ENDPOINT);
+        DEFAULT_DATA, DEFAULT_ENDPOINT, DEFAULT_TAP);
 }
 
 /* The last steps of a graceful stop, once the workers have exited and every write in
@@ -142,6 +146,7 @@ static void on_batch(void *arg)
 {
     daemon_state *d = arg;
     server_on_commit(d->srv);
+    tap_publish(d->tap);
     routing_kick(d->routing);
     deadlines_kick(d->deadlines);
 }
@@ -193,6 +198,7 @@ int main(int argc, char **argv)
 {
     const char *data = DEFAULT_DATA, *config = NULL, *endpoint = DEFAULT_ENDPOINT;
     const char *worker_endpoint = NULL, *router = NULL, *escalator = NULL;
+    const char *tap_endpoint = DEFAULT_TAP;
     unsigned long long map_mib = 65536, max_batch = 4096, routers = 1, escalators = 1;
     unsigned long long task_timeout = 2000;
     bool check_only = false;
@@ -207,6 +213,7 @@ int main(int argc, char **argv)
         { "routers", required_argument, NULL, 'r' },
         { "router", required_argument, NULL, 'R' },
         { "escalators", required_argument, NULL, 'x' },
+        { "tap", required_argument, NULL, 'T' },
         { "escalator", required_argument, NULL, 'X' },
         { "task-timeout", required_argument, NULL, 't' },
         { "log-level", required_argument, NULL, 'l' },
@@ -239,6 +246,7 @@ int main(int argc, char **argv)
         case 'w': worker_endpoint = optarg; break;
         case 'R': router = optarg; break;
         case 'X': escalator = optarg; break;
+        case 'T': tap_endpoint = optarg; break;
         case 'x':
             if (strcmp(optarg, "0") == 0) {
                 escalators = 0;
@@ -343,6 +351,11 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    d.tap = tap_new(zctx, tap_endpoint, st, err, sizeof err);
+    if (d.tap == NULL) {
+        log_error("%s", err);
+        goto out;
+    }
     d.broker = broker_new(d.loop, zctx, worker_endpoint, (int)task_timeout, err, sizeof err);
     if (d.broker == NULL) {
         log_error("%s", err);
@@ -396,8 +409,8 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     log_warn("development mode: no keys configured, every client is trusted; serve on "
              "loopback only");
-    log_info("serving %s (MDP/0.1, MessagePack); workers on %s; %llu router(s), %llu "
-             "escalator(s)", endpoint, worker_endpoint, routers, escalators);
+    log_info("serving %s (MDP/0.1, MessagePack); tap on %s; workers on %s; %llu router(s), "
+             "%llu escalator(s)", endpoint, tap_endpoint, worker_endpoint, routers, escalators);
 
     uv_run(d.loop, UV_RUN_DEFAULT);
     rc = 0;
@@ -422,6 +435,7 @@ out:
     }
     supervisor_destroy(&d.workers);
     supervisor_destroy(&d.escalators);
+    tap_destroy(&d.tap);
     server_destroy(&d.srv);
     uv_loop_close(d.loop);
     zmq_ctx_term(zctx);

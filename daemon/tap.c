@@ -1,0 +1,105 @@
+/* tap: committed events on a PUB socket (see tap.h). */
+#include "tap.h"
+
+#include "case_event.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define TAP_HWM        10000   /* messages queued per subscriber before the tap drops */
+#define TAP_PER_CALL   5000    /* events published per call; the rest go on the next */
+
+struct tap {
+    void        *sock;
+    store       *store;
+    uint64_t     published;    /* the last seq sent */
+    msgpack_zone zone;
+    uint64_t     dropped;
+};
+
+tap *tap_new(void *zctx, const char *endpoint, store *st, char *err, size_t errlen)
+{
+    tap *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->store = st;
+    t->sock = zmq_socket(zctx, ZMQ_PUB);
+    int hwm = TAP_HWM, linger = 0;
+    zmq_setsockopt(t->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(t->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(t->sock, endpoint) != 0) {
+        snprintf(err, errlen, "cannot bind the tap on %s: %s (use --tap)", endpoint,
+                 zmq_strerror(errno));
+        zmq_close(t->sock);
+        free(t);
+        return NULL;
+    }
+    msgpack_zone_init(&t->zone, 2048);
+    store_reader *r = NULL;
+    if (store_read_begin(st, &r) == 0) {
+        t->published = store_read_head(r);   /* history is feed.pull's, not the tap's */
+        store_read_end(&r);
+    }
+    return t;
+}
+
+typedef struct {
+    tap     *t;
+    uint64_t last;
+} publish_ctx;
+
+static int publish_one(void *arg, gl_str raw)
+{
+    publish_ctx *p = arg;
+    msgpack_object o;
+    case_event e;
+    msgpack_zone_clear(&p->t->zone);
+    if (mp_unpack(raw.p, raw.n, &p->t->zone, &o) != 0 || case_event_unpack(&o, &e) != 0) {
+        return 0;
+    }
+    char topic[3 + 2 * 64 + 32 + 4];
+    int n = snprintf(topic, sizeof topic, "ev.%.*s.%.*s.%s", (int)e.district.n, e.district.p,
+                     (int)e.category.n, e.category.p, case_event_type_name(e.type));
+    unsigned char seq[8];
+    mp_put_be64(seq, e.seq);
+    p->last = e.seq;
+    if (zmq_send(p->t->sock, topic, (size_t)n < sizeof topic ? (size_t)n : sizeof topic - 1,
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        p->t->dropped++;   /* PUB drops rather than block; the seq shows the gap */
+        return 0;
+    }
+    zmq_send(p->t->sock, seq, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(p->t->sock, raw.p, raw.n, ZMQ_DONTWAIT);
+    return 0;
+}
+
+void tap_publish(tap *t)
+{
+    store_reader *r = NULL;
+    if (t == NULL || store_read_begin(t->store, &r) != 0) {
+        return;
+    }
+    uint64_t examined = t->published;
+    publish_ctx p = { t, t->published };
+    store_read_events(r, t->published, TAP_PER_CALL, GL_STR_NULL, GL_STR_NULL, GL_STR_NULL,
+                      TAP_PER_CALL, publish_one, &p, &examined);
+    store_read_end(&r);
+    t->published = examined;
+}
+
+void tap_destroy(tap **tp)
+{
+    if (tp == NULL || *tp == NULL) {
+        return;
+    }
+    zmq_close((*tp)->sock);
+    msgpack_zone_destroy(&(*tp)->zone);
+    free(*tp);
+    *tp = NULL;
+}

@@ -1,0 +1,32 @@
+/*
+ * tap: the live tap. A PUB socket on which every committed event goes out as three
+ * frames: the topic, the 8-byte big-endian sequence number, and the event (the same map
+ * as in feed.pull).
+ *
+ * Topic: "ev.<district>.<category>.<type>" (an empty part stays empty, e.g.
+ * "ev.D01..created"), so a subscriber filters by prefix: "ev." for everything,
+ * "ev.D01." for a district, "ev.D01.roads." for a category there.
+ *
+ * The tap may drop under load (ZeroMQ's high-water mark bounds what a slow subscriber
+ * can cost): the sequence number shows the gap, and feed.pull repairs it.
+ */
+#ifndef TAP_H
+#define TAP_H
+
+#include "store.h"
+
+#include <stddef.h>
+
+typedef struct tap tap;
+
+/* Binds the PUB socket; events committed from now on are published. Returns NULL with
+ * a message in err. */
+tap *tap_new(void *zctx, const char *endpoint, store *st, char *err, size_t errlen);
+
+/* Publishes the events committed since the last call (call after each write batch). */
+void tap_publish(tap *t);
+
+/* Closes the socket; sets *t to NULL; safe twice. */
+void tap_destroy(tap **t);
+
+#endif
