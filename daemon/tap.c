@@ -11,7 +11,7 @@
 #include <zmq.h>
 
 #define TAP_HWM        10000   /* messages queued per subscriber before the tap drops */
-#define TAP_PER_CALL   20000   /* events published per call (a batch makes fewer); the rest go on the next */
+#define TAP_PER_CALL   20000   /* events per commit; more than a batch makes */
 
 struct tap {
     void        *sock;
