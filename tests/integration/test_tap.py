@@ -91,3 +91,35 @@ def test_the_tap_starts_at_the_head_after_a_restart(tapped):
     create(c, "D01", "roads")
     msgs = receive(s, 2, timeout=1.5)
     assert [struct.unpack(">Q", m[1])[0] for m in msgs] == [2]
+
+
+def rss_anon_kb(pid):
+    """Anonymous resident memory: the daemon's own heap, not the store's mapped pages."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    raise AssertionError("no RssAnon")
+
+
+def test_a_subscriber_that_never_reads_does_not_grow_the_daemon(tapped):
+    import os
+    import subprocess
+    from gridline_harness import build_dir
+    slow = subscribe(tapped)          # connected, never reads
+    slow.setsockopt(zmq.RCVHWM, 10)
+    bench = os.path.join(build_dir(), "gridline-bench")
+    c = tapped.client()
+    create(c, "D01", "roads")
+    before = rss_anon_kb(tapped.proc.pid)
+    r = subprocess.run([bench, "--endpoint", tapped.endpoint, "--clients", "4",
+                        "--inflight", "16", "--seconds", "3", "--dispatch-sample", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    creates = int(r.stdout.strip().splitlines()[-1].split("creates=")[1].split()[0])
+    assert creates > 5000, r.stdout
+    after = rss_anon_kb(tapped.proc.pid)
+    print(f"{creates} events published to a stalled subscriber; RssAnon {before} -> {after} kB")
+    assert after - before < 64 * 1024, (before, after)
+    # and the daemon still answers, the feed has every event
+    assert c.ok("feed.pull", {"after": 0, "limit": 1})["last"] >= creates
