@@ -1,7 +1,8 @@
 /*
  * gridline: the command-line client for gridlined. Registers cases, acts on them, shows
  * them, lists them (and the overdue ones), shows the rates units are judged by and the
- * catalogue, and checks that the daemon is there.
+ * catalogue, checks that the daemon is there, follows the event feed (watch, through
+ * gl_feed) and serves the hotline (calls, callback).
  *
  * Output is for people by default (tables, "key: value" lines) and for scripts with
  * --json (the reply body as it came, as JSON). Exit status: 0 done; 1 the daemon
@@ -11,6 +12,7 @@
  * measure of terminal columns) until mp_print has one.
  */
 #include "gl_client.h"
+#include "gl_feed.h"
 #include "mp_print.h"
 
 #include "gl_error.h"
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_REFUSED 1
@@ -51,6 +54,9 @@ static const char usage_main[] =
     "  stats     counts and rates by unit, district, category, street or community\n"
     "  catalog   show the categories, units, places and SLA classes\n"
     "  ping      check that the daemon is up and serves case.create\n"
+    "  watch     follow the event feed, one line per event; resumes from a saved position\n"
+    "  calls     list a caller's cases, by phone number (hotline)\n"
+    "  callback  record a callback's answer on a resolved case (hotline)\n"
     "\n"
     "Options:\n"
     "  -e, --endpoint EP  the daemon's ZeroMQ endpoint (default: $GRIDLINE_ENDPOINT,\n"
@@ -179,6 +185,36 @@ static const char usage_ping[] =
     "\n"
     "Asks the daemon whether it serves SERVICE (default case.create) through\n"
     "mmi.service. Exits 0 when it does, 1 when it does not or does not answer.\n";
+
+static const char usage_watch[] =
+    "usage: gridline watch [--after N] [--position FILE] [--unit U] [--district D]\n"
+    "                      [--category X] [--count N] [--wait-ms MS]\n"
+    "\n"
+    "Follows the event feed (service feed.pull), one line per event: sequence number,\n"
+    "time (UTC), type, case code, state, unit, actor, note; with --json one JSON object\n"
+    "per line. Runs until --count events or until interrupted; while the daemon does not\n"
+    "answer it says so on stderr and keeps trying.\n"
+    "\n"
+    "  --position FILE  resume after the position saved in FILE (the start when it does\n"
+    "                   not exist) and save it there after each batch shown, durably\n"
+    "  --after N        start after sequence number N (and save that to --position)\n"
+    "  --unit U, --district D, --category X   only the events that match\n"
+    "  --count N        stop after N events (the position saved is the N-th's)\n"
+    "  --wait-ms MS     how long one pull waits for new events, 0-30000 (default 25000)\n";
+
+static const char usage_calls[] =
+    "usage: gridline calls PHONE [--limit N] [--after CURSOR]\n"
+    "\n"
+    "Lists the cases reported from a phone number (service case.list, filter\n"
+    "reporter_phone), every page unless --limit or --after is given: a caller's history\n"
+    "for the hotline.\n";
+
+static const char usage_callback[] =
+    "usage: gridline callback ID --satisfaction S [--note TEXT] [--version V]\n"
+    "\n"
+    "Records a callback (回访) on a resolved case (service case.act, action callback)\n"
+    "and shows the case after it. S is satisfied, basically_satisfied (the case is\n"
+    "closed) or unsatisfied (it goes back to its unit).\n";
 
 typedef struct {
     const char *endpoint;
@@ -471,7 +507,7 @@ enum {
     OPT_HISTORY, OPT_STATE, OPT_UNIT, OPT_CATEGORY_F, OPT_OVERDUE, OPT_SUPERVISED,
     OPT_FROM, OPT_TO, OPT_LIMIT, OPT_AFTER, OPT_ALL,
     OPT_NOTE, OPT_REPLY, OPT_REASON, OPT_UNTIL, OPT_INTO, OPT_SATISFACTION, OPT_VERSION,
-    OPT_BY, OPT_AGENT
+    OPT_BY, OPT_AGENT, OPT_POSITION, OPT_COUNT, OPT_WAIT_MS
 };
 
 typedef struct {
@@ -1737,6 +1773,329 @@ static int cmd_ping(cli *c, int argc, char **argv)
     return finish_output(served == 1 ? 0 : EXIT_REFUSED);
 }
 
+/* ---- watch ---- */
+
+#define WATCH_DEFAULT_WAIT_MS 25000
+#define WATCH_MAX_WAIT_MS     30000
+
+/* Writes a string or integer field, control characters as spaces, nil as "-", padded
+ * with spaces to width bytes and followed by one space (none when width is 0). */
+static void put_field(const msgpack_object *o, int width)
+{
+    int n = 0;
+
+    if (o != NULL && o->type == MSGPACK_OBJECT_STR) {
+        for (uint32_t i = 0; i < o->via.str.size; i++) {
+            unsigned char ch = (unsigned char)o->via.str.ptr[i];
+
+            putchar(ch < 0x20 || ch == 0x7f ? ' ' : ch);
+        }
+        n = (int)o->via.str.size;
+    } else if (o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        n = printf("%" PRIu64, o->via.u64);
+    } else if (o != NULL && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        n = printf("%" PRId64, o->via.i64);
+    } else {
+        n = printf("-");
+    }
+    if (width > 0) {
+        printf("%*s", width > n ? width - n + 1 : 1, "");
+    }
+}
+
+/* One event as a line: seq, time, type, code, state, unit, actor, note. */
+static void print_event_line(const msgpack_object *e)
+{
+    const msgpack_object *at = mp_map_get(e, "at");
+    char                  when[96] = "-";
+
+    if (at != NULL && at->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        time_t    secs = (time_t)(at->via.u64 / 1000);
+        struct tm tm;
+
+        if (gmtime_r(&secs, &tm) != NULL) {
+            snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, (int)(at->via.u64 % 1000));
+        }
+    }
+    put_field(mp_map_get(e, "seq"), 7);
+    printf("%-24s ", when);
+    put_field(mp_map_get(e, "type"), 19);
+    put_field(mp_map_get(e, "code"), 18);
+    put_field(mp_map_get(e, "state"), 10);
+    put_field(mp_map_get(e, "unit"), 14);
+    put_field(mp_map_get(e, "actor"), 10);
+    put_field(mp_map_get(e, "note"), 0);
+    putchar('\n');
+}
+
+static int cmd_watch(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "after", required_argument, NULL, OPT_AFTER },
+        { "position", required_argument, NULL, OPT_POSITION },
+        { "unit", required_argument, NULL, OPT_UNIT },
+        { "district", required_argument, NULL, OPT_DISTRICT },
+        { "category", required_argument, NULL, OPT_CATEGORY_F },
+        { "count", required_argument, NULL, OPT_COUNT },
+        { "wait-ms", required_argument, NULL, OPT_WAIT_MS },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    gl_feed_filter flt = { NULL, NULL, NULL };
+    const char    *position = NULL;
+    bool           has_after = false, warned = false;
+    uint64_t       after = 0, count = 0, shown = 0;
+    int64_t        wait_ms = WATCH_DEFAULT_WAIT_MS;
+    gl_feed       *feed = NULL;
+    gl_feed_batch  b = { 0 };
+    char           err[512];
+    int            ch;
+    int            rc;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_POSITION:   position = optarg; break;
+        case OPT_UNIT:       flt.unit = optarg; break;
+        case OPT_DISTRICT:   flt.district = optarg; break;
+        case OPT_CATEGORY_F: flt.category = optarg; break;
+        case OPT_AFTER:
+            if (!all_digits(optarg) || !parse_u64(optarg, &after)) {
+                return usage_error("watch", "--after wants a sequence number; got '%s'", optarg);
+            }
+            has_after = true;
+            break;
+        case OPT_COUNT:
+            if (!all_digits(optarg) || !parse_u64(optarg, &count) || count == 0) {
+                return usage_error("watch", "--count wants a number of events, 1 or more; "
+                                            "got '%s'", optarg);
+            }
+            break;
+        case OPT_WAIT_MS:
+            if (!parse_i64(optarg, &wait_ms) || wait_ms < 0 || wait_ms > WATCH_MAX_WAIT_MS) {
+                return usage_error("watch", "--wait-ms wants milliseconds, 0-%d; got '%s'",
+                                   WATCH_MAX_WAIT_MS, optarg);
+            }
+            break;
+        case 'h':
+            fputs(usage_watch, stdout);
+            return finish_output(0);
+        default:
+            return option_error("watch", ch, argv);
+        }
+    }
+    if (optind < argc) {
+        return usage_error("watch", "unexpected argument '%s'", argv[optind]);
+    }
+    rc = ensure_client(c);
+    if (rc != 0) {
+        return rc;
+    }
+    feed = gl_feed_new(c->client, position, &flt, err, sizeof(err));
+    if (feed == NULL) {
+        fprintf(stderr, "gridline: %s\n", err);
+        return EXIT_REFUSED;
+    }
+    gl_feed_set_timeout(feed, c->timeout_ms);
+    if (has_after && gl_feed_set_position(feed, after) != 0) {
+        print_error(gl_feed_error(feed));
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    while (count == 0 || shown < count) {
+        uint64_t left = count == 0 ? 1000 : count - shown;
+        uint64_t seq = 0;
+        bool     stopped = false;
+
+        gl_feed_set_limit(feed, left > 1000 ? 1000 : (uint32_t)left);
+        rc = gl_feed_next(feed, (int)wait_ms, &b);
+        if (rc == GL_EUNAVAILABLE) {
+            /* A follower outlives the daemon's restarts: a pull is safe to send again. */
+            if (!warned) {
+                fprintf(stderr, "gridline: %s; trying again\n", gl_feed_error(feed)->message);
+                warned = true;
+            }
+            /* Not a busy loop when the send itself fails at once (queue full). */
+            nanosleep(&(struct timespec){ .tv_sec = 0, .tv_nsec = 100000000 }, NULL);
+            continue;
+        }
+        if (rc != 0) {
+            print_error(gl_feed_error(feed));
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+        if (warned) {
+            fprintf(stderr, "gridline: %s answers again\n", c->endpoint);
+            warned = false;
+        }
+        for (uint32_t i = 0; i < b.n_events; i++) {
+            const msgpack_object *e = &b.events[i];
+            const msgpack_object *s = mp_map_get(e, "seq");
+
+            if (s == NULL || s->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                fprintf(stderr, "gridline: bad_request: an event without a sequence number\n");
+                rc = EXIT_REFUSED;
+                goto done;
+            }
+            if (c->json) {
+                mp_print_json(stdout, e, 0);
+                putchar('\n');
+            } else {
+                print_event_line(e);
+            }
+            seq = s->via.u64;
+            if (++shown == count && i + 1 < b.n_events) {
+                stopped = true;
+                break;
+            }
+        }
+        /* What is acknowledged must have been written out first. */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            rc = finish_output(0);
+            goto done;
+        }
+        rc = stopped ? gl_feed_ack_seq(feed, seq) : gl_feed_ack(feed);
+        if (rc != 0) {
+            print_error(gl_feed_error(feed));
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+        gl_feed_batch_free(&b);
+    }
+    rc = finish_output(0);
+done:
+    gl_feed_batch_free(&b);
+    gl_feed_destroy(&feed);
+    return rc;
+}
+
+/* ---- calls, callback (the hotline) ---- */
+
+static int cmd_calls(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "limit", required_argument, NULL, OPT_LIMIT },
+        { "after", required_argument, NULL, OPT_AFTER },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    /* Only the filter's reporter_phone is set; the other members stay unset. */
+    list_args a = { .strs = { [8] = { "reporter_phone", NULL } } };
+    int       ch;
+    int       rc;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_LIMIT:
+        case OPT_AFTER:
+            rc = page_option("calls", ch, &a);
+            if (rc != 0) {
+                return rc;
+            }
+            break;
+        case 'h':
+            fputs(usage_calls, stdout);
+            return finish_output(0);
+        default:
+            return option_error("calls", ch, argv);
+        }
+    }
+    if (argc - optind != 1) {
+        return usage_error("calls", "calls needs one phone number");
+    }
+    a.strs[8].val = argv[optind];
+    a.all = !a.has_limit && a.after == 0;
+    return run_list(c, &a);
+}
+
+static int cmd_callback(cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "satisfaction", required_argument, NULL, OPT_SATISFACTION },
+        { "note", required_argument, NULL, OPT_NOTE },
+        { "version", required_argument, NULL, OPT_VERSION },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char     *satisfaction = NULL, *note = NULL;
+    bool            has_version = false;
+    uint64_t        id = 0, version = 0;
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+    reply           r = { 0 };
+    int             ch;
+    int             rc = EXIT_USAGE;
+
+    msgpack_sbuffer_init(&sb);
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_SATISFACTION: satisfaction = optarg; break;
+        case OPT_NOTE:         note = optarg; break;
+        case OPT_VERSION:
+            if (!all_digits(optarg) || !parse_u64(optarg, &version)) {
+                rc = usage_error("callback", "--version wants a number; got '%s'", optarg);
+                goto done;
+            }
+            has_version = true;
+            break;
+        case 'h':
+            fputs(usage_callback, stdout);
+            rc = finish_output(0);
+            goto done;
+        default:
+            rc = option_error("callback", ch, argv);
+            goto done;
+        }
+    }
+    if (argc - optind != 1) {
+        rc = usage_error("callback", "callback needs one case id");
+        goto done;
+    }
+    if (!all_digits(argv[optind]) || !parse_u64(argv[optind], &id)) {
+        rc = usage_error("callback", "'%s' is not a case id", argv[optind]);
+        goto done;
+    }
+    if (satisfaction == NULL) {
+        rc = usage_error("callback", "callback needs --satisfaction satisfied, "
+                                     "basically_satisfied or unsatisfied");
+        goto done;
+    }
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int bad = msgpack_pack_map(&pk, 3 + (note != NULL) + has_version);
+    bad |= mp_pack_cstr(&pk, "id") | msgpack_pack_uint64(&pk, id);
+    bad |= mp_pack_cstr(&pk, "action") | mp_pack_cstr(&pk, "callback");
+    bad |= mp_pack_cstr(&pk, "satisfaction") | mp_pack_cstr(&pk, satisfaction);
+    if (note != NULL) {
+        bad |= mp_pack_cstr(&pk, "note") | mp_pack_cstr(&pk, note);
+    }
+    if (has_version) {
+        bad |= mp_pack_cstr(&pk, "version") | msgpack_pack_uint64(&pk, version);
+    }
+    if (bad != 0) {
+        fprintf(stderr, "gridline: out of memory\n");
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    rc = call(c, "case.act", &sb, &r, NULL);
+    if (rc != 0) {
+        goto done;
+    }
+    if (c->json) {
+        print_json(r.body);
+    } else {
+        mp_print_case(stdout, mp_map_get(r.body, "case"));
+    }
+    rc = finish_output(0);
+done:
+    reply_free(&r);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 /* ---- main ---- */
 
 typedef struct {
@@ -1754,6 +2113,9 @@ static const command commands[] = {
     { "stats", cmd_stats, usage_stats },
     { "catalog", cmd_catalog, usage_catalog },
     { "ping", cmd_ping, usage_ping },
+    { "watch", cmd_watch, usage_watch },
+    { "calls", cmd_calls, usage_calls },
+    { "callback", cmd_callback, usage_callback },
 };
 
 static const command *command_find(const char *name)
