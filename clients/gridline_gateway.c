@@ -341,7 +341,13 @@ static void load_gateway_id(gateway *g)
         }
         fclose(f);
         if (buf[0] != '\0') {
-            snprintf(g->gwid, sizeof g->gwid, "%s", buf);
+            /* At most GWID_MAX bytes were read; copy what fits and end it. */
+            size_t n = strlen(buf);
+            if (n >= sizeof g->gwid) {
+                n = sizeof g->gwid - 1;
+            }
+            memcpy(g->gwid, buf, n);
+            g->gwid[n] = '\0';
             free(path);
             return;
         }
