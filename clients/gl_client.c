@@ -660,3 +660,27 @@ int gl_client_request_id(char *out, size_t cap)
     out[GL_CLIENT_REQUEST_ID_LEN] = '\0';
     return 0;
 }
+
+int gl_client_call_retry(gl_client *c, const char *service, const void *body, size_t len,
+                         int timeout_ms, int attempts, char **reply, size_t *reply_len,
+                         gl_error *err)
+{
+    long wait_ms = 100;
+    int rc = GL_EUNAVAILABLE;
+    for (int i = 0; i < (attempts > 0 ? attempts : 1); i++) {
+        if (i > 0) {
+            struct timespec pause = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
+            nanosleep(&pause, NULL);
+            wait_ms = wait_ms * 2 > 5000 ? 5000 : wait_ms * 2;
+            if (reply != NULL && *reply != NULL) {
+                free(*reply);   /* the answer of a refused try is not the caller's */
+                *reply = NULL;
+            }
+        }
+        rc = gl_client_call(c, service, body, len, timeout_ms, reply, reply_len, err);
+        if (rc != GL_EUNAVAILABLE && rc != GL_EOVERLOADED) {
+            break;
+        }
+    }
+    return rc;
+}

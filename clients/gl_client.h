@@ -69,6 +69,16 @@ const char *gl_client_endpoint(const gl_client *c);
 int gl_client_call(gl_client *c, const char *service, const void *body, size_t len,
                    int timeout_ms, char **reply, size_t *reply_len, gl_error *err);
 
+/* gl_client_call, tried up to `attempts` times (at least once) while no reply comes
+ * (GL_EUNAVAILABLE) or the daemon answers `overloaded` or `unavailable`, waiting 100 ms,
+ * then 200, 400, ... (at most 5 s) between tries. Safe for case.create, whose request_id
+ * makes a resend return the case already stored (`replayed`), and for reads; for
+ * case.act, put `version` in the body so that a resend of an action that did arrive is
+ * refused with `conflict` instead of taken twice. Returns what the last try returned. */
+int gl_client_call_retry(gl_client *c, const char *service, const void *body, size_t len,
+                         int timeout_ms, int attempts, char **reply, size_t *reply_len,
+                         gl_error *err);
+
 /* The asynchronous halves of gl_client_call, for callers that keep several requests in
  * flight (gridline-bench).
  *

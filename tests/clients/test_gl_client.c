@@ -1083,6 +1083,48 @@ static void test_new_refuses_a_bad_endpoint_with_a_message(void **state)
     assert_null(gl_client_new("bogus://x", NULL, 0));
 }
 
+/* ---- retry ---- */
+
+static void answer_all_but_the_first_two(peer *p, size_t i)
+{
+    if (i >= 2) {
+        peer_reply_ok(p, i, p->req[i].rid, i);
+    }
+}
+
+static void test_retry_resends_until_an_answer_comes(void **state)
+{
+    peer      *p = peer_start(answer_all_but_the_first_two);
+    gl_client *c = client_for(p);
+    char      *reply = NULL;
+    size_t     len = 0;
+    gl_error   err;
+
+    assert_int_equal(gl_client_call_retry(c, "case.get", NULL, 0, 150, 5, &reply, &len, &err),
+                     0);
+    assert_non_null(reply);
+    wait_requests(p, 3);     /* two unanswered tries, then the one answered */
+    free(reply);
+    peer_stop(p);
+    gl_client_destroy(&c);
+}
+
+static void test_retry_gives_up_after_its_attempts(void **state)
+{
+    peer      *p = peer_start(answer_nothing);
+    gl_client *c = client_for(p);
+    char      *reply = NULL;
+    size_t     len = 0;
+    gl_error   err;
+
+    assert_int_equal(gl_client_call_retry(c, "case.get", NULL, 0, 100, 2, &reply, &len, &err),
+                     GL_EUNAVAILABLE);
+    assert_null(reply);
+    wait_requests(p, 2);
+    peer_stop(p);
+    gl_client_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1094,6 +1136,8 @@ int main(void)
         cmocka_unit_test_teardown(test_late_reply_to_a_timed_out_call_is_not_taken_for_the_next, peer_teardown),
         cmocka_unit_test_teardown(test_send_and_recv_match_out_of_order_replies_by_rid, peer_teardown),
         cmocka_unit_test_teardown(test_timeout_returns_unavailable_naming_the_endpoint, peer_teardown),
+        cmocka_unit_test_teardown(test_retry_resends_until_an_answer_comes, peer_teardown),
+        cmocka_unit_test_teardown(test_retry_gives_up_after_its_attempts, peer_teardown),
         cmocka_unit_test_teardown(test_timeout_with_nobody_listening_returns_unavailable, peer_teardown),
         cmocka_unit_test_teardown(test_recv_with_zero_timeout_does_not_wait, peer_teardown),
         cmocka_unit_test_teardown(test_reply_that_is_not_messagepack_is_bad_request, peer_teardown),
