@@ -831,6 +831,23 @@ done:
 
 /* ---- act ---- */
 
+/* Sends a packed case.act body and shows the case after the action (act, callback). */
+static int act_call(cli *c, const msgpack_sbuffer *sb)
+{
+    reply r = { 0 };
+    int   rc = call(c, "case.act", sb, &r, NULL);
+    if (rc == 0) {
+        if (c->json) {
+            print_json(r.body);
+        } else {
+            mp_print_case(stdout, mp_map_get(r.body, "case"));
+        }
+        rc = finish_output(0);
+    }
+    reply_free(&r);
+    return rc;
+}
+
 static int cmd_act(cli *c, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -853,7 +870,6 @@ static int cmd_act(cli *c, int argc, char **argv)
     uint64_t        into = 0, version = 0, id = 0;
     msgpack_sbuffer sb;
     msgpack_packer  pk;
-    reply           r = { 0 };
     int             ch;
     int             rc = EXIT_USAGE;
 
@@ -931,18 +947,8 @@ static int cmd_act(cli *c, int argc, char **argv)
         rc = EXIT_REFUSED;
         goto done;
     }
-    rc = call(c, "case.act", &sb, &r, NULL);
-    if (rc != 0) {
-        goto done;
-    }
-    if (c->json) {
-        print_json(r.body);
-    } else {
-        mp_print_case(stdout, mp_map_get(r.body, "case"));
-    }
-    rc = finish_output(0);
+    rc = act_call(c, &sb);
 done:
-    reply_free(&r);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -2025,7 +2031,6 @@ static int cmd_callback(cli *c, int argc, char **argv)
     uint64_t        id = 0, version = 0;
     msgpack_sbuffer sb;
     msgpack_packer  pk;
-    reply           r = { 0 };
     int             ch;
     int             rc = EXIT_USAGE;
 
@@ -2080,18 +2085,8 @@ static int cmd_callback(cli *c, int argc, char **argv)
         rc = EXIT_REFUSED;
         goto done;
     }
-    rc = call(c, "case.act", &sb, &r, NULL);
-    if (rc != 0) {
-        goto done;
-    }
-    if (c->json) {
-        print_json(r.body);
-    } else {
-        mp_print_case(stdout, mp_map_get(r.body, "case"));
-    }
-    rc = finish_output(0);
+    rc = act_call(c, &sb);
 done:
-    reply_free(&r);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
