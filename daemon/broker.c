@@ -386,7 +386,9 @@ broker *broker_new(uv_loop_t *loop, void *zctx, const char *endpoint, int task_t
         free(b);
         return NULL;
     }
-    int one = 1, linger = 0, hwm = 10000;
+    /* linger 100 ms rather than 0: see tap.c, the same libzmq abort applies when a worker
+     * drops while a linger-0 close cuts a half-sent multipart request. */
+    int one = 1, linger = 100, hwm = 10000;
     int64_t maxmsg = 64 << 20;
     zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(b->sock, ZMQ_LINGER, &linger, sizeof linger);

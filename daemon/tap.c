@@ -30,7 +30,10 @@ tap *tap_new(void *zctx, const char *endpoint, store *st, char *err, size_t errl
     }
     t->store = st;
     t->sock = zmq_socket(zctx, ZMQ_PUB);
-    int hwm = TAP_HWM, linger = 0;
+    /* A short linger, not 0: libzmq 4.3 aborts (clean_pipes, session_base.cpp) when a
+     * subscriber drops mid multipart message just as a linger-0 close cuts the pipe. A
+     * lingering pipe stays readable, so the half-sent message is drained instead. */
+    int hwm = TAP_HWM, linger = 100;
     zmq_setsockopt(t->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(t->sock, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_bind(t->sock, endpoint) != 0) {
