@@ -65,7 +65,12 @@ struct store_reader {
 
 static int lmdb_code(int rc)
 {
-    if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == MDB_TXN_FULL) {
+    /* EIO too: LMDB reports a short write of the data file, which is what a full
+     * filesystem gives, as EIO (mdb_page_flush), not ENOSPC. Nothing of the transaction
+     * is written either way, and the writes can go on once space is freed: unavailable,
+     * not a fault of the daemon's. */
+    if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == MDB_TXN_FULL
+        || rc == EIO) {
         return GL_EUNAVAILABLE;
     }
     return GL_EINTERNAL;
@@ -176,11 +181,7 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
         snprintf(err, errlen, "cannot open the store in %s: %s", dir, mdb_strerror(rc));
         goto fail;
     }
-    int dead = 0;
-    mdb_reader_check(s->env, &dead);
-    if (dead > 0) {
-        log_warn("cleared %d stale LMDB reader slot(s) left by a dead process", dead);
-    }
+    store_reader_check(s);
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
         snprintf(err, errlen, "cannot open the store in %s: %s", dir, mdb_strerror(rc));
         goto fail;
@@ -241,6 +242,20 @@ void store_destroy(store **sp)
     *sp = NULL;
 }
 
+int store_reader_check(store *s)
+{
+    int dead = 0;
+    int rc = mdb_reader_check(s->env, &dead);
+    if (rc != 0) {
+        log_error("store: cannot check the reader table: %s", mdb_strerror(rc));
+        return GL_EINTERNAL;
+    }
+    if (dead > 0) {
+        log_warn("cleared %d stale LMDB reader slot(s) left by a dead process", dead);
+    }
+    return dead;
+}
+
 uint64_t store_case_count(store *s)
 {
     return s->next_id - 1;
@@ -282,7 +297,8 @@ int store_write_commit(store_txn **tp)
         t->s->next_seq = t->next_seq;
         t->s->last_created_at = t->last_created_at;
     } else {
-        log_error("store: commit failed: %s", mdb_strerror(rc));
+        log_error("store: commit failed: %s%s", mdb_strerror(rc),
+                  rc == EIO ? " (a short write: is the disk full?)" : "");
     }
     free(t);
     *tp = NULL;
@@ -644,8 +660,8 @@ static int append_event(store_txn *t, const case_record *c, case_event *e)
     return 0;
 }
 
-int store_case_create(store_txn *t, gl_str sender, const request_create *r, int64_t now_ms,
-                      store_created *out, gl_error *err)
+static int case_create(store_txn *t, gl_str sender, const request_create *r, int64_t now_ms,
+                       store_created *out, gl_error *err)
 {
     store *s = t->s;
     uint64_t fingerprint = request_create_fingerprint(r);
@@ -743,6 +759,19 @@ int store_case_create(store_txn *t, gl_str sender, const request_create *r, int6
     t->next_id++;
     t->last_created_at = at;
     return 0;
+}
+
+int store_case_create(store_txn *t, gl_str sender, const request_create *r, int64_t now_ms,
+                      store_created *out, gl_error *err)
+{
+    int rc = case_create(t, sender, r, now_ms, out, err);
+    if (rc == GL_EUNAVAILABLE) {
+        /* Whichever put ran out of room ("cannot number the case", MDB_MAP_FULL...),
+         * the client is told the one thing it can act on. */
+        gl_error_set(err, rc, NULL, "the store is full (its map or its disk): nothing was "
+                     "stored; retry with the same request_id later");
+    }
+    return rc;
 }
 
 /* Reads case id in the write transaction into c. The raw bytes are copied to the

@@ -55,6 +55,14 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
  * may be open. */
 void store_destroy(store **s);
 
+/* Clears the reader slots of processes that died inside a read transaction
+ * (mdb_reader_check): such a slot pins the snapshot it read, so no page freed since can
+ * be reused and the file grows with every write. store_new does it once; the writer
+ * thread again every few seconds, for a reader (mdb_stat, a backup, a tool) killed while
+ * the daemon runs. Any thread, any time. Returns how many were cleared (logged when
+ * any), or GL_EINTERNAL. */
+int store_reader_check(store *s);
+
 /* Cases and events so far (as of the last commit). */
 uint64_t store_case_count(store *s);
 uint64_t store_last_seq(store *s);
@@ -65,8 +73,9 @@ uint64_t store_last_seq(store *s);
 int store_write_begin(store *s, store_txn **txn);
 
 /* Commits and frees *txn (set to NULL) in every case. Returns 0 once the batch is
- * durable, GL_EUNAVAILABLE when the map or the disk is full, GL_EINTERNAL otherwise;
- * on failure nothing of the transaction was written. */
+ * durable, GL_EUNAVAILABLE when the map or the disk is full (or the disk fails a
+ * write: EIO), GL_EINTERNAL otherwise; on failure nothing of the transaction was
+ * written. */
 int store_write_commit(store_txn **txn);
 
 /* Abandons the transaction: nothing of it is written. Safe with *txn NULL. */

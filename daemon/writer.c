@@ -6,6 +6,12 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
+
+/* How often the writer clears stale LMDB reader slots (store_reader_check): a reader
+ * killed while the daemon runs would otherwise pin its snapshot, and grow the file,
+ * until the next restart. The check reads the lock file's table: cheap. */
+#define READER_CHECK_MS 2000
 
 struct writer {
     uv_loop_t      *loop;
@@ -37,17 +43,40 @@ static void list_append(writer_op **head, writer_op **tail, writer_op *first, wr
     *tail = last;
 }
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void *writer_main(void *arg)
 {
     writer *w = arg;
+    uint64_t next_check = monotonic_ms() + READER_CHECK_MS;
     for (;;) {
+        uint64_t now = monotonic_ms();
+        if (now >= next_check) {
+            store_reader_check(w->store);
+            next_check = now + READER_CHECK_MS;
+        }
         pthread_mutex_lock(&w->lock);
         while (w->queue_head == NULL && !w->stopping) {
-            pthread_cond_wait(&w->wake, &w->lock);
+            /* Wait for work, but no later than the next reader check (the condition
+             * variable runs on CLOCK_MONOTONIC: see writer_new). */
+            struct timespec until = { (time_t)(next_check / 1000),
+                                      (long)(next_check % 1000) * 1000000 };
+            if (pthread_cond_timedwait(&w->wake, &w->lock, &until) != 0) {
+                break;
+            }
         }
-        if (w->queue_head == NULL && w->stopping) {
+        if (w->queue_head == NULL) {
+            bool stop = w->stopping;
             pthread_mutex_unlock(&w->lock);
-            break;
+            if (stop) {
+                break;
+            }
+            continue;   /* the time for the reader check has come */
         }
         writer_op *first = w->queue_head, *last = first;
         size_t n = 1;
@@ -77,8 +106,9 @@ static void *writer_main(void *arg)
             }
         }
         if (status != 0) {
-            log_error("writer: a batch of %zu operation(s) failed (%s); none of it was written",
-                      n, gl_error_name(status));
+            log_error("writer: a batch of %zu operation(s) failed (%s); none of it was written%s",
+                      n, gl_error_name(status), status == GL_EUNAVAILABLE
+                      ? ": the LMDB map (--map-size) or the disk is full" : "");
         }
 
         pthread_mutex_lock(&w->lock);
@@ -135,8 +165,12 @@ writer *writer_new(uv_loop_t *loop, store *s, size_t max_batch)
     w->loop = loop;
     w->store = s;
     w->max_batch = max_batch > 0 ? max_batch : 1;
+    pthread_condattr_t attr;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->wake, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &attr);
+    pthread_condattr_destroy(&attr);
     if (uv_async_init(loop, &w->async, on_async) != 0) {
         free(w);
         return NULL;

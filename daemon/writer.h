@@ -8,6 +8,9 @@
  * after the batch is durable. While one batch commits, the next one queues.
  *
  * Operations are embedded in the caller's own structs (like libuv's requests).
+ *
+ * Every 2 s, busy or idle, the thread also clears the LMDB reader slots of processes
+ * that died inside a read transaction (store_reader_check).
  */
 #ifndef WRITER_H
 #define WRITER_H

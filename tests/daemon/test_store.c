@@ -5,8 +5,11 @@
 
 #include <lmdb.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -408,6 +411,39 @@ static void test_reopen_keeps_cases_and_counters(void **state)
     free(out.data);
 }
 
+/* A process that dies inside a read transaction leaves its slot in the reader table;
+ * store_reader_check clears that one, not a live reader's. */
+static void test_reader_check_clears_the_slot_of_a_dead_reader(void **state)
+{
+    fixture *f = *state;
+    int ready[2];
+    char c;
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The store's environment of its own: never the parent's after a fork. */
+        MDB_env *env;
+        MDB_txn *txn;
+        if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0
+            || mdb_env_open(env, f->dir, MDB_RDONLY, 0640) != 0
+            || mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0
+            || write(ready[1], "r", 1) != 1) {
+            _exit(1);
+        }
+        pause();
+        _exit(0);
+    }
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    assert_int_equal(store_reader_check(f->s), 0);   /* alive: left alone */
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(store_reader_check(f->s), 1);
+    assert_int_equal(store_reader_check(f->s), 0);
+}
+
 static void test_other_schema_version_is_refused_at_open(void **state)
 {
     fixture *f = *state;
@@ -634,6 +670,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_by_created_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_holds_the_created_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_cases_and_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_check_clears_the_slot_of_a_dead_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_schema_version_is_refused_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_moves_the_case_and_sets_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decision_for_a_case_that_moved_on_is_discarded, setup, teardown),
