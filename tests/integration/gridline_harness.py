@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import shutil
 
@@ -42,6 +43,30 @@ def build_dir():
 
 def daemon_binary():
     return os.path.join(build_dir(), "gridlined")
+
+
+def sanitized_build():
+    """Whether GRIDLINE_BUILD was configured with -DGRIDLINE_SANITIZE=ON (CI's second
+    run, several times slower): load tests scale down there."""
+    cache = os.path.join(build_dir(), "CMakeCache.txt")
+    try:
+        with open(cache, encoding="utf-8", errors="replace") as f:
+            return "GRIDLINE_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Polls pred() until it returns something true, which it returns; fails after
+    `timeout` seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 def free_port():
@@ -414,9 +439,14 @@ class Daemon:
         return self.proc.pid
 
     def rss_kb(self):
+        return self.status_kb("VmRSS")
+
+    def status_kb(self, field):
+        """A kB field of /proc/PID/status: VmRSS, RssAnon (the heap and stacks, not the
+        LMDB map, which is file-backed)."""
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
 
@@ -429,8 +459,11 @@ class Daemon:
 
     def stderr_tail(self, lines=60):
         t = self.stderr_text().splitlines()
-        return "----- gridlined stderr (last %d lines of %s) -----\n%s" % (
-            min(lines, len(t)), self.stderr_path, "\n".join(t[-lines:]))
+        # A daemon that died by a signal writes nothing about it: say so.
+        rc = self.proc.poll() if self.proc is not None else None
+        died = "" if rc is None or rc == 0 else f"\n----- gridlined has exited: {rc} -----"
+        return "----- gridlined stderr (last %d lines of %s) -----\n%s%s" % (
+            min(lines, len(t)), self.stderr_path, "\n".join(t[-lines:]), died)
 
 
 # -- the contract's vocabulary ---------------------------------------------
@@ -544,3 +577,381 @@ def phone_matches(sent, got):
     if not isinstance(got, str) or len(got) != len(sent):
         return False
     return all(a == b or b in "*xX#" for a, b in zip(sent, got))
+
+
+# -- processes: the daemon's workers -----------------------------------------
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _stat(pid):
+    """(state, ppid) of a live process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rindex(")") + 2:].split()
+    return rest[0], int(rest[1])
+
+
+def pid_alive(pid):
+    st = _stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def worker_children(pid, program="gridline-router"):
+    """The pids of the `program` processes (gridline-router, gridline-escalator) whose
+    parent is pid."""
+    kids = set()
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{t}/children") as f:
+                    kids.update(int(x) for x in f.read().split())
+            except OSError:
+                pass
+    except OSError:
+        return []
+    return sorted(k for k in kids if program.encode() in _cmdline(k))
+
+
+def workers_of_data_dir(data, program="gridline-router"):
+    """Live `program` processes whose command line names this data folder: [(pid, ppid)]."""
+    out = []
+    needle = os.path.realpath(data).encode()
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        cl = _cmdline(int(e))
+        if program.encode() in cl and needle in cl:
+            st = _stat(int(e))
+            if st is not None and st[0] not in ("Z", "X"):
+                out.append((int(e), st[1]))
+    return out
+
+
+# -- floods --------------------------------------------------------------------
+
+RETRYABLE = ("overloaded", "unavailable")
+
+
+def flood(d, make_body, seconds, clients, window, at=None, drain=2.0):
+    """case.create from `clients` DEALERs, `window` each in flight, for `seconds`.
+    make_body(n) gives the n-th body. at: {second: fn} runs fn once when that much time
+    has passed (in this thread). Fails on a refusal that is not retryable.
+    Returns {request_id: case id} of the acknowledged creates."""
+    ctx = zmq.Context.instance()
+    socks = []
+    for _ in range(clients):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, 0)
+        s.setsockopt(zmq.RCVHWM, 0)
+        s.connect(d.endpoint)
+        socks.append(s)
+    poller = zmq.Poller()
+    for s in socks:
+        poller.register(s, zmq.POLLIN)
+    pending = dict(at or {})
+    acked, errors = {}, []
+    inflight = [0] * clients
+    counter = itertools.count()
+    t0 = time.monotonic()
+    try:
+        while True:
+            el = time.monotonic() - t0
+            for when in sorted(pending):
+                if el >= when:
+                    pending.pop(when)()
+            if el >= seconds:
+                break
+            for k, s in enumerate(socks):
+                while inflight[k] < window:
+                    n = next(counter)
+                    b = make_body(n)
+                    b["rid"] = b["request_id"]
+                    s.send_multipart([b"", MDPC, b"case.create", pack(b)])
+                    inflight[k] += 1
+            for s, _ in poller.poll(50):
+                k = socks.index(s)
+                while True:
+                    try:
+                        fr = s.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    inflight[k] -= 1
+                    body = unpack(fr[3])
+                    if body.get("ok") is True:
+                        acked[body["rid"]] = body["case"]["id"]
+                    elif (body.get("error") or {}).get("code") not in RETRYABLE:
+                        errors.append(body)
+        # collect what is still on its way, briefly
+        end = time.monotonic() + drain
+        while sum(inflight) > 0 and time.monotonic() < end:
+            for s, _ in poller.poll(100):
+                k = socks.index(s)
+                while True:
+                    try:
+                        fr = s.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    inflight[k] -= 1
+                    body = unpack(fr[3])
+                    if body.get("ok") is True:
+                        acked[body["rid"]] = body["case"]["id"]
+    finally:
+        for s in socks:
+            s.close(0)
+    assert not errors, f"{len(errors)} create(s) refused, e.g. {errors[:3]!r}"
+    return acked
+
+
+# -- kill -9 mid-flood: nothing acknowledged lost, no request_id twice -----------
+# (test_crash: the daemon alone; test_faults: with its workers)
+
+CRASH_PREFIX = "crash test case "
+
+
+def crash_body(cat, cycle, k, n, tag="crash"):
+    """The n-th create of client k in kill cycle `cycle`. Its request_id is in its
+    description (crash_rid_of reads it back from a stored case); its phone names the
+    cycle (1370000CCCC), so that case.list by phone counts a cycle's cases."""
+    rid = f"{tag}-c{cycle}-k{k}-{n:07d}"
+    paths = cat.full_paths()
+    d, s, c, g = paths[n % len(paths)]
+    return {
+        "request_id": rid,
+        "rid": rid,
+        "channel": ("grid", "hotline", "app", "web")[n % 4],
+        "category": cat.categories[n % len(cat.categories)],
+        "urgency": ("normal", "urgent", "emergency")[n % 3],
+        "title": f"T {rid}",
+        "description": CRASH_PREFIX + rid,
+        "location": {"district": d, "street": s, "community": c, "grid": g},
+        "reporter": {"name": f"Crash {k}", "phone": f"1370000{cycle:04d}"},
+    }
+
+
+def crash_rid_of(case):
+    d = case.get("description") or ""
+    return d[len(CRASH_PREFIX):] if d.startswith(CRASH_PREFIX) else None
+
+
+def same_fields(body, case):
+    """None when the stored case holds what body sent; else what differs."""
+    for f in ("channel", "category", "urgency", "title", "description"):
+        if case.get(f) != body[f]:
+            return f"{f}: sent {body[f]!r}, stored {case.get(f)!r}"
+    for f, v in body["location"].items():
+        if case["location"].get(f) != v:
+            return f"location.{f}: sent {v!r}, stored {case['location'].get(f)!r}"
+    if not phone_matches(body["reporter"]["phone"], (case.get("reporter") or {}).get("phone")):
+        return f"reporter: sent {body['reporter']!r}, stored {case.get('reporter')!r}"
+    return None
+
+
+def flood_and_kill(daemon, make_body, seconds, clients=4, window=32):
+    """Flood case.create from `clients` DEALERs (`window` each in flight; make_body(k, n)
+    gives client k's n-th body, with "rid" = request_id), kill -9 the daemon from
+    another thread after `seconds`, at a moment the flood loop does not choose, and reap
+    it. Returns (sent, acked, errors, retry): sent: request_id -> body; acked:
+    request_id -> case of the ok reply; errors: refusals that are not retryable; retry:
+    request_ids refused with a retryable code."""
+    ctx = zmq.Context.instance()
+    socks = []
+    for _ in range(clients):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, 0)
+        s.setsockopt(zmq.RCVHWM, 0)
+        s.connect(daemon.endpoint)
+        socks.append(s)
+    poller = zmq.Poller()
+    for s in socks:
+        poller.register(s, zmq.POLLIN)
+    sent, acked, errors, retry = {}, {}, [], set()
+    inflight = [0] * clients
+    counters = [0] * clients
+    index = {s: k for k, s in enumerate(socks)}
+
+    def handle(frames):
+        assert len(frames) == 4 and frames[0] == b"" and frames[1] == MDPC, frames[:3]
+        body = unpack(frames[3])
+        rid = body.get("rid")
+        assert rid in sent, f"reply with a rid never sent: {body!r}"
+        if body.get("ok") is True:
+            assert rid not in acked, f"two replies for {rid}"
+            acked[rid] = body["case"]
+        else:
+            code = (body.get("error") or {}).get("code")
+            if code in RETRYABLE:
+                retry.add(rid)
+            else:
+                errors.append((rid, body))
+
+    killed = {}
+
+    def kill():
+        killed["alive"] = daemon.alive()
+        if killed["alive"]:
+            os.kill(daemon.pid, signal.SIGKILL)
+        killed["at"] = time.monotonic()
+
+    killer = threading.Timer(seconds, kill)
+    killer.start()
+    try:
+        while "at" not in killed or time.monotonic() < killed["at"] + 0.3:
+            for k, s in enumerate(socks):
+                while inflight[k] < window:
+                    b = make_body(k, counters[k])
+                    try:
+                        s.send_multipart([b"", MDPC, b"case.create", pack(b)], zmq.NOBLOCK)
+                    except zmq.Again:
+                        break  # no peer (the daemon is gone)
+                    counters[k] += 1
+                    sent[b["request_id"]] = b
+                    inflight[k] += 1
+            for s, _ in poller.poll(5):
+                k = index[s]
+                while True:
+                    try:
+                        fr = s.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    inflight[k] -= 1
+                    handle(fr)
+        killer.join()
+        assert killed["alive"], "gridlined died during the flood\n" + daemon.stderr_tail()
+        daemon.kill9()  # reap it
+        # replies the daemon sent before it died are acknowledgements too
+        time.sleep(0.1)
+        for s in socks:
+            while True:
+                try:
+                    fr = s.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                handle(fr)
+    finally:
+        killer.cancel()
+        for s in socks:
+            s.close(0)
+    return sent, acked, errors, retry
+
+
+class CrashLedger:
+    """What a client knows across kill -9 cycles of one data folder, and the checks
+    after each restart: every request_id ever sent, the case id acknowledged for each."""
+
+    def __init__(self):
+        self.bodies = {}     # request_id -> body, every one ever sent
+        self.ids = {}        # request_id -> case id, every one acknowledged
+        self.codes = {}      # case id -> code
+
+    def check_cycle(self, c, cycle, sent, acked, rng):
+        """After a restart (c: a client of the restarted daemon), for the cycle whose
+        flood gave (sent, acked): the store holds every case once and nothing else,
+        every acknowledged case with its id, code and fields; an acknowledged
+        request_id replays to its case; an unacknowledged one gets the stored case
+        (replayed) when the store has it, else a fresh one, and then replays. Returns
+        (listed cases by id, how many unacknowledged were stored, how many fresh)."""
+        self.bodies.update(sent)
+        for rid, case in acked.items():
+            assert case["id"] not in self.codes, \
+                f"id {case['id']} acknowledged for {rid} and for another request_id"
+            self.ids[rid] = case["id"]
+            self.codes[case["id"]] = case["code"]
+        unacked = [rid for rid in sent if rid not in acked]
+
+        # 1. everything in the store, once: no request_id with two cases, no stranger
+        listed = list_all(c, limit=500)
+        by_id = {x["id"]: x for x in listed}
+        per_rid = {}
+        for x in listed:
+            rid = crash_rid_of(x)
+            assert rid in self.bodies, f"a case nobody sent: {x!r}"
+            per_rid.setdefault(rid, []).append(x["id"])
+        twice = {r: v for r, v in per_rid.items() if len(v) > 1}
+        assert not twice, f"cycle {cycle}: request_ids with two cases: {list(twice.items())[:5]}"
+
+        # 2. every acknowledged case is there, with its id and fields
+        lost = [rid for rid, i in self.ids.items() if i not in by_id]
+        assert not lost, (f"cycle {cycle}: {len(lost)} acknowledged cases lost after kill -9, "
+                          f"e.g. {[(r, self.ids[r]) for r in lost[:5]]}")
+        for rid, i in self.ids.items():
+            assert crash_rid_of(by_id[i]) == rid, f"case {i} was acked for {rid}, holds {by_id[i]!r}"
+            diff = same_fields(self.bodies[rid], by_id[i])
+            assert diff is None, f"case {i} ({rid}): {diff}"
+            assert by_id[i]["code"] == self.codes[i]
+        committed_unacked = {rid for rid in unacked if rid in per_rid}
+
+        # 3. case.get by id for this cycle's acknowledged cases
+        got = c.pipeline([("case.get", {"id": acked[r]["id"]}) for r in acked],
+                         window=128, timeout=60)
+        for rid, r in zip(acked, got):
+            assert r.ok, f"case.get {acked[rid]['id']} ({rid}) -> {r.describe()}"
+            g = r.body["case"]
+            a = acked[rid]
+            assert (g["id"], g["code"], g["created_at"], g["description"]) == \
+                (a["id"], a["code"], a["created_at"], a["description"]), (g, a)
+
+        # 4. replaying acknowledged request_ids: replayed, same id (latest acks + a sample)
+        order = list(acked)
+        sample = order[-150:] + rng.sample(order, min(150, len(order)))
+        reps = c.pipeline([("case.create", self.bodies[r]) for r in sample], window=64,
+                          timeout=60)
+        for rid, r in zip(sample, reps):
+            assert r.ok and r.body.get("replayed") is True, f"replay of {rid} -> {r.describe()}"
+            assert r.body["case"]["id"] == self.ids[rid], \
+                f"replay of {rid}: id {r.body['case']['id']} != {self.ids[rid]}"
+
+        # 5. the unacknowledged: a fresh case, or the stored one with replayed: true
+        reps = c.pipeline([("case.create", self.bodies[r]) for r in unacked], window=64,
+                          timeout=60)
+        fresh = replayed = 0
+        for rid, r in zip(unacked, reps):
+            assert r.ok, f"re-send of unacknowledged {rid} -> {r.describe()}"
+            cid = r.body["case"]["id"]
+            if rid in committed_unacked:
+                assert r.body.get("replayed") is True, \
+                    f"{rid} was stored (case {per_rid[rid]}) but the re-send says {r.describe()}"
+                assert cid == per_rid[rid][0], f"{rid}: stored as {per_rid[rid]}, replay gives {cid}"
+                replayed += 1
+            else:
+                assert not r.body.get("replayed"), f"{rid} was not stored but got {r.describe()}"
+                assert cid not in self.codes, f"fresh case for {rid} reuses id {cid}"
+                fresh += 1
+            diff = same_fields(self.bodies[rid], r.body["case"])
+            assert diff is None, f"re-send of {rid}: {diff}"
+            self.ids[rid] = cid
+            self.codes[cid] = r.body["case"]["code"]
+        # and once more: now every one of them replays to the same id
+        reps = c.pipeline([("case.create", self.bodies[r]) for r in unacked], window=64,
+                          timeout=60)
+        for rid, r in zip(unacked, reps):
+            assert r.ok and r.body.get("replayed") is True and r.body["case"]["id"] == self.ids[rid], \
+                f"second re-send of {rid} -> {r.describe()}"
+
+        # 6. counts: one case per distinct request_id acknowledged, ids unique
+        assert len(set(self.ids.values())) == len(self.ids), "two request_ids share a case id"
+        assert len(set(self.codes.values())) == len(self.codes), "two cases share a code"
+        phone = f"1370000{cycle:04d}"
+        this_cycle = list_all(c, {"reporter_phone": phone}, limit=500)
+        assert len(this_cycle) == len(sent), (f"cycle {cycle}: {len(this_cycle)} cases with "
+                                              f"phone {phone}, {len(sent)} request_ids sent")
+        return by_id, replayed, fresh
+
+    def check_all(self, c):
+        """At the end: the store holds exactly one case per request_id sent."""
+        everything = list_all(c, limit=500)
+        assert len(everything) == len(self.ids) == len(self.bodies), \
+            (f"{len(everything)} cases listed, {len(self.ids)} request_ids acknowledged, "
+             f"{len(self.bodies)} sent")
+        assert {x["id"] for x in everything} == set(self.ids.values())
+        return everything

@@ -24,7 +24,6 @@ What is pinned:
 - latency: p99 of (dispatched event - created) under 1 s after a 3 s flood.
 """
 
-import itertools
 import math
 import os
 import random
@@ -37,8 +36,9 @@ import time
 import pytest
 import zmq
 
-from gridline_harness import (MDPC, Daemon, fetch_catalog, list_all, pack, unique_request_id,
-                              unpack)
+from gridline_harness import (Daemon, fetch_catalog, flood, list_all, pack,
+                              pid_alive as alive, unique_request_id, unpack, wait_until,
+                              worker_children, workers_of_data_dir)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CFG = os.path.normpath(os.path.join(HERE, "..", "..", "protocol", "default_city.cfg"))
@@ -47,7 +47,6 @@ SERVICE = b"gridline.route"
 MDPW = b"MDPW01"
 W_READY, W_REQUEST, W_REPLY, W_HEARTBEAT, W_DISCONNECT = (b"\x01", b"\x02", b"\x03",
                                                           b"\x04", b"\x05")
-RETRYABLE = ("overloaded", "unavailable")
 DEADLINE_SLACK_MS = 5
 
 
@@ -96,17 +95,6 @@ def gl(request):
 
 def worker_endpoint(d):
     return "ipc://" + os.path.join(os.path.realpath(d.data), "workers.ipc")
-
-
-def wait_until(pred, timeout, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------------------
@@ -442,76 +430,6 @@ def decision(item, unit, reason, **over):
 # floods
 
 
-def flood(d, make_body, seconds, clients, window, at=None, drain=2.0):
-    """case.create from `clients` DEALERs, `window` each in flight, for `seconds`.
-    at: {second: fn} runs fn once when that much time has passed (in this thread).
-    Returns {request_id: case id} of the acknowledged creates."""
-    ctx = zmq.Context.instance()
-    socks = []
-    for _ in range(clients):
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.SNDHWM, 0)
-        s.setsockopt(zmq.RCVHWM, 0)
-        s.connect(d.endpoint)
-        socks.append(s)
-    poller = zmq.Poller()
-    for s in socks:
-        poller.register(s, zmq.POLLIN)
-    pending = dict(at or {})
-    acked, errors = {}, []
-    inflight = [0] * clients
-    counter = itertools.count()
-    t0 = time.monotonic()
-    try:
-        while True:
-            el = time.monotonic() - t0
-            for when in sorted(pending):
-                if el >= when:
-                    pending.pop(when)()
-            if el >= seconds:
-                break
-            for k, s in enumerate(socks):
-                while inflight[k] < window:
-                    n = next(counter)
-                    b = make_body(n)
-                    b["rid"] = b["request_id"]
-                    s.send_multipart([b"", MDPC, b"case.create", pack(b)])
-                    inflight[k] += 1
-            for s, _ in poller.poll(50):
-                k = socks.index(s)
-                while True:
-                    try:
-                        fr = s.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    inflight[k] -= 1
-                    body = unpack(fr[3])
-                    if body.get("ok") is True:
-                        acked[body["rid"]] = body["case"]["id"]
-                    elif (body.get("error") or {}).get("code") not in RETRYABLE:
-                        errors.append(body)
-        # collect what is still on its way, briefly
-        end = time.monotonic() + drain
-        while sum(inflight) > 0 and time.monotonic() < end:
-            for s, _ in poller.poll(100):
-                k = socks.index(s)
-                while True:
-                    try:
-                        fr = s.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    inflight[k] -= 1
-                    body = unpack(fr[3])
-                    if body.get("ok") is True:
-                        acked[body["rid"]] = body["case"]["id"]
-    finally:
-        for s in socks:
-            s.close(0)
-    assert not errors, f"{len(errors)} create(s) refused, e.g. {errors[:3]!r}"
-    return acked
-
-
 def flood_body_maker(cat, prefix):
     paths = cat.full_paths()
     cats = cat.categories
@@ -571,57 +489,12 @@ def check_store_routed(client, acked_ids, policy, histories="all"):
 
 def router_children(pid):
     """The pids of the gridline-router processes whose parent is pid."""
-    kids = set()
-    try:
-        for t in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{t}/children") as f:
-                    kids.update(int(x) for x in f.read().split())
-            except OSError:
-                pass
-    except OSError:
-        return []
-    return sorted(k for k in kids if b"gridline-router" in _cmdline(k))
-
-
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
-def _stat(pid):
-    """(state, ppid) of a live process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return None
-    rest = s[s.rindex(")") + 2:].split()
-    return rest[0], int(rest[1])
-
-
-def alive(pid):
-    st = _stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
+    return worker_children(pid, "gridline-router")
 
 
 def routers_of_data_dir(data):
-    """Live gridline-router processes whose command line names this data folder:
-    [(pid, ppid)]."""
-    out = []
-    needle = os.path.realpath(data).encode()
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        cl = _cmdline(int(e))
-        if b"gridline-router" in cl and needle in cl:
-            st = _stat(int(e))
-            if st is not None and st[0] not in ("Z", "X"):
-                out.append((int(e), st[1]))
-    return out
+    """Live gridline-router processes whose command line names this data folder."""
+    return workers_of_data_dir(data, "gridline-router")
 
 
 def percentile(values, p):
