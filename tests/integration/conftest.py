@@ -83,3 +83,36 @@ def catalog(module_daemon):
         return fetch_catalog(c)
     finally:
         c.close()
+
+
+@pytest.fixture
+def daemons(request):
+    """A factory for daemons with their own workers (unless args say --routers 0):
+    daemons(args=(), config=None, start=True) makes one on a fresh folder; config is the
+    text of a city file written there and passed with --config. Every daemon still
+    running at the end is stopped with SIGTERM and must exit 0."""
+    made = []
+
+    def make(args=(), config=None, start=True):
+        d = Daemon(extra_args=())
+        extra = list(args)
+        if config is not None:
+            path = os.path.join(d.workdir, "city.cfg")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(config)
+            extra += ["--config", path]
+        d.extra_args = extra
+        made.append(d)
+        _register(request, d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    try:
+        for d in made:
+            if d.alive():
+                d.stop()
+    finally:
+        for d in made:
+            d.cleanup()
