@@ -72,6 +72,36 @@ size_t case_phone_mask(gl_str phone, char *out, size_t cap)
     return n;
 }
 
+/* The length of the UTF-8 character starting with byte b (1 for a stray byte). */
+static size_t utf8_char_len(unsigned char b)
+{
+    return b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+}
+
+size_t case_name_mask(gl_str name, char *out, size_t cap)
+{
+    size_t n = 0, i = 0;
+    if (name.n == 0 || cap == 0) {
+        if (cap > 0) {
+            out[0] = '\0';
+        }
+        return 0;
+    }
+    size_t first = utf8_char_len((unsigned char)name.p[0]);
+    if (first > name.n) {
+        first = name.n;
+    }
+    if (first + 1 <= cap) {
+        memcpy(out, name.p, first);
+        n = first;
+    }
+    for (i = first; i < name.n && n + 2 <= cap; i += utf8_char_len((unsigned char)name.p[i])) {
+        out[n++] = '*';
+    }
+    out[n] = '\0';
+    return n;
+}
+
 static int pack_kv_str(msgpack_packer *pk, const char *k, gl_str v)
 {
     return mp_pack_cstr(pk, k) | mp_pack_str_or_nil(pk, v);
@@ -95,7 +125,7 @@ static int pack_kv_bool(msgpack_packer *pk, const char *k, bool v)
     return mp_pack_cstr(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 }
 
-#define CASE_RECORD_KEYS 36
+#define CASE_RECORD_KEYS 37
 
 int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
 {
@@ -123,7 +153,13 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
     rc |= l->has_coords ? msgpack_pack_double(pk, l->lon) : msgpack_pack_nil(pk);
 
     rc |= mp_pack_cstr(pk, "reporter") | msgpack_pack_map(pk, 2);
-    rc |= pack_kv_str(pk, "name", c->reporter_name);
+    if ((flags & CASE_PACK_MASK_NAME) != 0 && c->reporter_name.n > 0) {
+        char masked[256];
+        size_t n = case_name_mask(c->reporter_name, masked, sizeof masked);
+        rc |= pack_kv_str(pk, "name", gl_str_of(masked, n));
+    } else {
+        rc |= pack_kv_str(pk, "name", c->reporter_name);
+    }
     if ((flags & CASE_PACK_MASK_PHONE) != 0 && c->reporter_phone.n > 0) {
         char masked[64];
         size_t n = case_phone_mask(c->reporter_phone, masked, sizeof masked);
@@ -137,6 +173,7 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
         rc |= mp_pack_str(pk, c->attachments[i]);
     }
     rc |= pack_kv_str(pk, "request_id", c->request_id);
+    rc |= pack_kv_str(pk, "created_by", c->created_by);
     rc |= pack_kv_time(pk, "reported_at", c->reported_at);
     rc |= pack_kv_bool(pk, "resolved_on_spot", c->resolved_on_spot);
     rc |= pack_kv_str(pk, "unit", c->unit);
@@ -264,6 +301,7 @@ int case_record_unpack(const msgpack_object *o, case_record *c)
             }
         }
         else if (key_is(k, "request_id")) c->request_id = obj_str(v);
+        else if (key_is(k, "created_by")) c->created_by = obj_str(v);
         else if (key_is(k, "reported_at")) c->reported_at = obj_int(v);
         else if (key_is(k, "resolved_on_spot")) c->resolved_on_spot = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
         else if (key_is(k, "unit")) c->unit = obj_str(v);

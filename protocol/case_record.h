@@ -72,6 +72,7 @@ typedef struct {
     gl_str            attachments[CASE_MAX_ATTACHMENTS];
     uint32_t          n_attachments;
     gl_str            request_id;      /* the sender's key it was registered under */
+    gl_str            created_by;      /* the principal that registered it (the sender) */
     int64_t           reported_at;     /* 0 = not given */
     bool              resolved_on_spot;
     gl_str            unit;            /* empty until dispatched */
@@ -106,6 +107,7 @@ typedef struct {
 
 /* Flags for case_record_pack. */
 #define CASE_PACK_MASK_PHONE 0x1u  /* reporter phone shown as 138****5678 */
+#define CASE_PACK_MASK_NAME  0x2u  /* reporter name shown as its first character and '*'s */
 
 /* Packs the case as its wire map. Returns 0, or -1 if the packer's writer failed. */
 int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags);
@@ -117,5 +119,10 @@ int case_record_unpack(const msgpack_object *o, case_record *c);
 /* Writes the masked form of phone into out (at least phone.n + 1 bytes): all but the
  * first three and last four digits become '*'. Returns the length written. */
 size_t case_phone_mask(gl_str phone, char *out, size_t cap);
+
+/* Writes the masked form of a (UTF-8) name into out: its first character, then one '*'
+ * for each character after it (王小明 -> 王**). Returns the length written; 0 for an
+ * empty name. A name too long for cap is cut at a character boundary. */
+size_t case_name_mask(gl_str name, char *out, size_t cap);
 
 #endif
