@@ -4,6 +4,9 @@
  * writes in flight committed and answered, the store closed.
  */
 #include "broker.h"
+#include "keyfile.h"
+#include "principals.h"
+#include "zap.h"
 #include "deadlines.h"
 #include "city.h"
 #include "log.h"
@@ -38,6 +41,7 @@ typedef struct {
     routing     *routing;
     deadlines   *deadlines;
     tap         *tap;
+    zap         *zap;
     supervisor  *workers, *escalators;
     int          supervisors_running;
     uv_signal_t  sigterm, sigint;
@@ -58,7 +62,11 @@ static void usage(FILE *out)
         "  --endpoint EP         request socket (default %s)\n"
         "  --tap EP              the live tap, PUB (default %s)\n"
         "  --worker-endpoint EP  where workers connect, MDP/0.1 worker protocol\n"
-        "                        (default ipc://DIR/workers.ipc)\n"
+        "                        (default ipc://DIR/workers.ipc; ipc or loopback only)\n"
+        "  --keys FILE           the clients' public keys and principals (role, scope,\n"
+        "                        limits); with --server-key, turns on CURVE and ZAP.\n"
+        "                        Without both: development mode, loopback only\n"
+        "  --server-key FILE     the daemon's own key pair (`gridline keygen`)\n"
         "  --routers N           gridline-router processes to run (default 1; 0 = none,\n"
         "                        for a deployment that brings its own routing worker)\n"
         "  --router PATH         the router program (default: gridline-router beside\n"
@@ -99,6 +107,7 @@ static void finish_stop(daemon_state *d)
     deadlines_destroy(&d->deadlines);
     writer_destroy(&d->writer);
     server_close(d->srv);
+    zap_destroy(&d->zap);   /* after the sockets it judges for */
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -183,6 +192,20 @@ static int worker_path(const char *given, const char *name, char *out, size_t ca
     return 0;
 }
 
+/* Whether an endpoint can only be reached from this machine. */
+static bool is_local(const char *ep)
+{
+    static const char *const local[] = {
+        "ipc://", "inproc://", "tcp://127.", "tcp://localhost:", "tcp://[::1]:"
+    };
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+        if (strncmp(ep, local[i], strlen(local[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int parse_size(const char *s, unsigned long long *out)
 {
     char *end;
@@ -198,7 +221,7 @@ int main(int argc, char **argv)
 {
     const char *data = DEFAULT_DATA, *config = NULL, *endpoint = DEFAULT_ENDPOINT;
     const char *worker_endpoint = NULL, *router = NULL, *escalator = NULL;
-    const char *tap_endpoint = DEFAULT_TAP;
+    const char *tap_endpoint = DEFAULT_TAP, *keys_path = NULL, *server_key_path = NULL;
     unsigned long long map_mib = 65536, max_batch = 4096, routers = 1, escalators = 1;
     unsigned long long task_timeout = 2000;
     bool check_only = false;
@@ -218,6 +241,8 @@ int main(int argc, char **argv)
         { "task-timeout", required_argument, NULL, 't' },
         { "log-level", required_argument, NULL, 'l' },
         { "check-config", no_argument, NULL, 'C' },
+        { "keys", required_argument, NULL, 'K' },
+        { "server-key", required_argument, NULL, 'S' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -247,6 +272,8 @@ int main(int argc, char **argv)
         case 'R': router = optarg; break;
         case 'X': escalator = optarg; break;
         case 'T': tap_endpoint = optarg; break;
+        case 'K': keys_path = optarg; break;
+        case 'S': server_key_path = optarg; break;
         case 'x':
             if (strcmp(optarg, "0") == 0) {
                 escalators = 0;
@@ -298,7 +325,59 @@ int main(int argc, char **argv)
     log_info("city \"%s\" from %s: %zu places, %zu categories, %zu units, %zu SLA classes, "
              "%zu routing rules", c->name, c->source, c->n_places, c->n_categories, c->n_units,
              c->n_sla, c->n_rules);
+
+    /* Who may connect: the keys file, or development mode's single trusted "dev". */
+    principals *who = NULL;
+    keyfile_keys server_keys;
+    memset(&server_keys, 0, sizeof server_keys);
+    if ((keys_path == NULL) != (server_key_path == NULL)) {
+        log_error("--keys and --server-key go together: the clients' keys and the daemon's "
+                  "own key pair (make one with `gridline keygen`)");
+        city_destroy(&c);
+        return 2;
+    }
+    if (keys_path != NULL) {
+        gl_error ke;
+        if (keyfile_read(server_key_path, true, &server_keys, &ke) != 0) {
+            log_error("--server-key: %s", ke.message);
+            city_destroy(&c);
+            return 1;
+        }
+        who = principals_load(keys_path, c, err, sizeof err);
+        if (who == NULL) {
+            log_error("--keys: %s", err);
+            city_destroy(&c);
+            return 1;
+        }
+        log_info("keys: %zu client(s) from %s; CURVE on the request socket and the tap",
+                 principals_count(who), keys_path);
+    } else {
+        who = principals_dev();
+        const char *open = !is_local(endpoint) ? endpoint : !is_local(tap_endpoint)
+                           ? tap_endpoint : NULL;
+        if (who == NULL) {
+            log_error("out of memory");
+            city_destroy(&c);
+            return 1;
+        }
+        if (open != NULL) {
+            log_error("development mode (no --keys) serves loopback only, and %s is not: "
+                      "give --keys FILE and --server-key FILE to serve other machines, or "
+                      "bind tcp://127.0.0.1", open);
+            principals_destroy(&who);
+            city_destroy(&c);
+            return 2;
+        }
+    }
+    if (worker_endpoint != NULL && !is_local(worker_endpoint)) {
+        log_error("--worker-endpoint %s: workers connect over ipc:// or loopback only (the "
+                  "worker socket carries cases unencrypted)", worker_endpoint);
+        principals_destroy(&who);
+        city_destroy(&c);
+        return 2;
+    }
     if (check_only) {
+        principals_destroy(&who);
         city_destroy(&c);
         return 0;
     }
@@ -345,13 +424,22 @@ int main(int argc, char **argv)
         log_error("cannot start the writer thread");
         goto out;
     }
-    server_options sopt = { endpoint, 200000 };
+    const char *secret = principals_secure(who) ? server_keys.secret_key : NULL;
+    if (secret != NULL) {
+        /* The ZAP handler must be bound before a CURVE socket takes its first handshake. */
+        d.zap = zap_new(d.loop, zctx, who, err, sizeof err);
+        if (d.zap == NULL) {
+            log_error("%s", err);
+            goto out;
+        }
+    }
+    server_options sopt = { endpoint, 200000, who, secret };
     d.srv = server_new(d.loop, zctx, st, c, d.writer, &sopt, err, sizeof err);
     if (d.srv == NULL) {
         log_error("%s", err);
         goto out;
     }
-    d.tap = tap_new(zctx, tap_endpoint, st, err, sizeof err);
+    d.tap = tap_new(zctx, tap_endpoint, secret, st, err, sizeof err);
     if (d.tap == NULL) {
         log_error("%s", err);
         goto out;
@@ -407,8 +495,10 @@ int main(int argc, char **argv)
     d.sigterm.data = d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
-    log_warn("development mode: no keys configured, every client is trusted; serve on "
-             "loopback only");
+    if (secret == NULL) {
+        log_warn("DEVELOPMENT MODE: no --keys, so there is no encryption and every client "
+                 "is trusted as admin \"dev\"; serving loopback only");
+    }
     log_info("serving %s (MDP/0.1, MessagePack); tap on %s; workers on %s; %llu router(s), "
              "%llu escalator(s)", endpoint, tap_endpoint, worker_endpoint, routers, escalators);
 
@@ -431,6 +521,7 @@ out:
         if (d.srv != NULL) {
             server_close(d.srv);   /* its handles close in the run below, then it is freed */
         }
+        zap_destroy(&d.zap);
         uv_run(d.loop, UV_RUN_DEFAULT);
     }
     supervisor_destroy(&d.workers);
@@ -440,6 +531,7 @@ out:
     uv_loop_close(d.loop);
     zmq_ctx_term(zctx);
     store_destroy(&st);
+    principals_destroy(&who);
     city_destroy(&c);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* server: MDP requests in, one reply out for each (see server.h). */
 #include "server.h"
 
+#include "access.h"
 #include "case_event.h"
 #include "log.h"
 #include "mdp.h"
@@ -9,6 +10,7 @@
 #include "stats.h"
 #include "writer.h"
 #include "zwatch.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,9 +26,6 @@
  * bodies between REQUEST_MAX_BODY and this get a bad_request reply. */
 #define MAX_FRAME_BYTES  (4 << 20)
 
-/* In development mode (no keys) every client is one sender (protocol.md). */
-#define DEV_SENDER "dev"
-
 /* Where a reply goes: copied out of the request so it outlives the frames. */
 typedef struct {
     unsigned char identity[MAX_IDENTITY];
@@ -37,6 +36,7 @@ typedef struct {
     char          rid[REQUEST_MAX_RID];
     size_t        rid_len;
     bool          has_rid;
+    principal    *who;          /* the sender, authenticated (or the dev principal) */
 } reply_to;
 
 struct server {
@@ -66,6 +66,7 @@ typedef struct {
     bool           is_create;
     request_create create;
     request_act    act;
+    store_actor    actor;
     int            rc;
     gl_error       err;
     store_created  created;
@@ -140,19 +141,41 @@ static void pack_raw(server *s, gl_str raw)
     msgpack_sbuffer_write(&s->out, raw.p, raw.n);
 }
 
+/* A stored case as `who` may see it: as stored, or re-packed with the reporter masked. */
+static void pack_case(server *s, const principal *who, gl_str raw)
+{
+    unsigned flags = access_pack_flags(who);
+    msgpack_object o;
+    case_record c;
+    msgpack_zone zone;
+    if (flags == 0) {
+        pack_raw(s, raw);
+        return;
+    }
+    msgpack_zone_init(&zone, 2048);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s->out, msgpack_sbuffer_write);
+    if (mp_unpack(raw.p, raw.n, &zone, &o) != 0 || case_record_unpack(&o, &c) != 0
+        || case_record_pack(&pk, &c, flags) != 0) {
+        msgpack_pack_nil(&pk);   /* never the unmasked bytes */
+    }
+    msgpack_zone_destroy(&zone);
+}
+
 /* --- case.create and case.act --- */
 
 static int write_apply(writer_op *op, store_txn *txn)
 {
     write_op *w = (write_op *)op;
     if (w->is_create) {
-        w->rc = store_case_create(txn, gl_str_c(DEV_SENDER), &w->create, now_ms(), &w->created,
-                                  &w->err);
+        w->rc = store_case_create(txn, gl_str_c(w->to.who->name), &w->create, now_ms(),
+                                  &w->created, &w->err);
     } else {
-        w->rc = store_case_act(txn, w->srv->city, &w->act, gl_str_c(DEV_SENDER), now_ms(),
-                               &w->created, &w->err);
+        w->rc = store_case_act(txn, w->srv->city, &w->act, &w->actor, now_ms(), &w->created,
+                               &w->err);
     }
-    if (w->rc == GL_ECONFLICT || w->rc == GL_ENOT_FOUND || w->rc == GL_EINVALID) {
+    if (w->rc == GL_ECONFLICT || w->rc == GL_ENOT_FOUND || w->rc == GL_EINVALID
+        || w->rc == GL_EFORBIDDEN) {
         return 0;   /* the request's own refusal; the batch goes on */
     }
     return w->rc;
@@ -162,6 +185,7 @@ static void write_done(writer_op *op, int status)
 {
     write_op *w = (write_op *)op;
     server *s = w->srv;
+    w->to.who->in_flight--;
     if (status != 0 && w->rc == 0) {
         /* The batch did not commit: nothing of this request was written. */
         gl_error_set(&w->err, status, NULL, "the store could not commit (%s); nothing was "
@@ -177,7 +201,7 @@ static void write_done(writer_op *op, int status)
         msgpack_packer pk;
         reply_begin(s, &w->to, &pk, w->is_create ? 2 : 1);
         mp_pack_cstr(&pk, "case");
-        pack_raw(s, gl_str_of(w->created.data, w->created.len));
+        pack_case(s, w->to.who, gl_str_of(w->created.data, w->created.len));
         if (w->is_create) {
             mp_pack_cstr(&pk, "replayed");
             w->created.replayed ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
@@ -213,6 +237,13 @@ static write_op *write_op_new(server *s, const reply_to *to, gl_str body, msgpac
         reply_fail(s, to, GL_EOVERLOADED, NULL, "too many writes in flight; retry shortly");
         return NULL;
     }
+    if (to->who->in_flight >= to->who->max_in_flight) {
+        gl_error_set(&err, GL_EOVERLOADED, NULL, "%s has %u writes waiting for a commit, its "
+                     "limit (max_in_flight): wait for their replies, then retry", to->who->name,
+                     to->who->in_flight);
+        reply_error(s, to, &err);
+        return NULL;
+    }
     write_op *w = calloc(1, sizeof *w + body.n);
     if (w == NULL) {
         reply_fail(s, to, GL_EOVERLOADED, NULL, "out of memory; retry shortly");
@@ -237,7 +268,9 @@ static void write_submit(server *s, write_op *w)
         reply_fail(s, &w->to, GL_EUNAVAILABLE, NULL, "the daemon is stopping; retry when it "
                    "is back");
         free(w);
+        return;
     }
+    w->to.who->in_flight++;
 }
 
 static void handle_create(server *s, const reply_to *to, gl_str body)
@@ -258,7 +291,8 @@ static void handle_create(server *s, const reply_to *to, gl_str body)
                      "lists the codes", (int)w->create.category.n, w->create.category.p);
         goto refuse;
     }
-    if (city_location_check(s->city, &w->create.location, &err) != 0) {
+    if (city_location_check(s->city, &w->create.location, &err) != 0
+        || access_create(w->to.who, s->city, &w->create.location, &err) != 0) {
         goto refuse;
     }
     if (w->create.agent.n > 0) {
@@ -278,6 +312,13 @@ refuse:
     free(w);
 }
 
+/* In the writer's transaction: may the sender act on the case as it is now? */
+static int act_check(void *arg, const case_record *c, gl_error *err)
+{
+    write_op *w = arg;
+    return access_case(w->to.who, w->srv->city, c, err);
+}
+
 static void handle_act(server *s, const reply_to *to, gl_str body)
 {
     gl_error err;
@@ -287,11 +328,15 @@ static void handle_act(server *s, const reply_to *to, gl_str body)
         return;
     }
     gl_error_clear(&err);
-    if (request_parse_act(&o, now_ms(), &w->act, &err) != 0) {
+    if (request_parse_act(&o, now_ms(), &w->act, &err) != 0
+        || access_action(w->to.who, w->act.action, &err) != 0) {
         reply_error(s, to, &err);
         free(w);
         return;
     }
+    w->actor.name = gl_str_c(w->to.who->name);
+    w->actor.check = act_check;
+    w->actor.arg = w;
     write_submit(s, w);
 }
 
@@ -318,9 +363,21 @@ static int raw_list_add(void *arg, gl_str raw)
     return 0;
 }
 
-static int raw_list_add_case(void *arg, gl_str raw, const case_record *c)
+/* case.list's collector: the cases the asker may see (access_list has narrowed the
+ * filter to its scope already; this also keeps a grid gateway to its own cases). */
+typedef struct {
+    raw_list        list;
+    const principal *who;
+    const city      *town;
+} case_list;
+
+static int case_list_add(void *arg, gl_str raw, const case_record *c)
 {
-    return raw_list_add(arg, raw);
+    case_list *l = arg;
+    if (access_case(l->who, l->town, c, NULL) != 0) {
+        return 1;   /* passed over */
+    }
+    return raw_list_add(&l->list, raw);
 }
 
 static void handle_get(server *s, const reply_to *to, const msgpack_object *o)
@@ -353,13 +410,16 @@ static void handle_get(server *s, const reply_to *to, const msgpack_object *o)
         reply_error(s, to, &err);
         goto out;
     }
-    if (rc == 0 && req.history) {
+    if (rc == 0) {
         msgpack_object co;
         case_record c;
         msgpack_zone_clear(&s->zone);
         if (mp_unpack(raw.p, raw.n, &s->zone, &co) != 0 || case_record_unpack(&co, &c) != 0) {
             rc = GL_EINTERNAL;
-        } else {
+        } else if (access_case(to->who, s->city, &c, &err) != 0) {
+            reply_error(s, to, &err);
+            goto out;
+        } else if (req.history) {
             rc = store_read_history(r, c.id, raw_list_add, &history);
         }
     }
@@ -370,7 +430,7 @@ static void handle_get(server *s, const reply_to *to, const msgpack_object *o)
     msgpack_packer pk;
     reply_begin(s, to, &pk, req.history ? 2 : 1);
     mp_pack_cstr(&pk, "case");
-    pack_raw(s, raw);
+    pack_case(s, to->who, raw);
     if (req.history) {
         mp_pack_cstr(&pk, "history");
         msgpack_pack_array(&pk, (uint32_t)history.n);
@@ -391,11 +451,12 @@ static void handle_list(server *s, const reply_to *to, const msgpack_object *o)
     gl_error err;
     request_list req;
     store_reader *r = NULL;
-    raw_list cases = { NULL, 0, 0 };
+    case_list cases = { { NULL, 0, 0 }, to->who, s->city };
     uint64_t next = 0;
 
     gl_error_clear(&err);
-    if (request_parse_list(o, &req, &err) != 0) {
+    if (request_parse_list(o, &req, &err) != 0
+        || access_list(to->who, s->city, &req.filter, &err) != 0) {
         reply_error(s, to, &err);
         return;
     }
@@ -404,22 +465,22 @@ static void handle_list(server *s, const reply_to *to, const msgpack_object *o)
         return;
     }
     if (store_list(r, &req.filter, req.after, req.limit, now_ms(), LIST_SCAN_BUDGET,
-                   raw_list_add_case, &cases, &next) != 0) {
+                   case_list_add, &cases, &next) != 0) {
         reply_fail(s, to, GL_EINTERNAL, NULL, "cannot list the cases");
         goto out;
     }
     msgpack_packer pk;
     reply_begin(s, to, &pk, 2);
     mp_pack_cstr(&pk, "cases");
-    msgpack_pack_array(&pk, (uint32_t)cases.n);
-    for (size_t i = 0; i < cases.n; i++) {
-        pack_raw(s, cases.items[i]);
+    msgpack_pack_array(&pk, (uint32_t)cases.list.n);
+    for (size_t i = 0; i < cases.list.n; i++) {
+        pack_case(s, to->who, cases.list.items[i]);
     }
     mp_pack_cstr(&pk, "next");
     next != 0 ? msgpack_pack_uint64(&pk, next) : msgpack_pack_nil(&pk);
     reply_finish(s, to, &pk);
 out:
-    free(cases.items);
+    free(cases.list.items);
     store_read_end(&r);
 }
 
@@ -581,7 +642,8 @@ static void handle_feed(server *s, const reply_to *to, const msgpack_object *o)
     gl_error err;
     request_feed req;
     gl_error_clear(&err);
-    if (request_parse_feed(o, &req, &err) != 0) {
+    if (request_parse_feed(o, &req, &err) != 0
+        || access_feed(to->who, s->city, &req, &err) != 0) {
         reply_error(s, to, &err);
         return;
     }
@@ -714,6 +776,56 @@ static void printable(gl_str in, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* Who sent this message: the principal the ZAP handler named in the connection's
+ * User-Id, or the development principal. Replies `unauthenticated` and returns false
+ * when there is none (a keyed daemon whose table no longer has the name). */
+static bool identify(server *s, zmq_msg_t *frame, reply_to *to)
+{
+    principal *dev = principals_dev_principal(s->opt.principals);
+    if (dev != NULL) {
+        to->who = dev;
+        return true;
+    }
+    const char *user = zmq_msg_gets(frame, "User-Id");
+    to->who = user != NULL ? principals_by_name(s->opt.principals, gl_str_c(user)) : NULL;
+    if (to->who == NULL) {
+        /* reply_error needs no principal; nothing else runs for this request. */
+        reply_fail(s, to, GL_EUNAUTHENTICATED, NULL, "this connection has no principal: "
+                   "connect with CURVE and a key listed in the daemon's keys file");
+        return false;
+    }
+    return true;
+}
+
+/* The sender's token bucket (principals.h: rate, burst). Replies `overloaded` and
+ * returns false when it is empty. */
+static bool rate_take(server *s, const reply_to *to)
+{
+    principal *p = to->who;
+    if (p->rate <= 0) {
+        return true;
+    }
+    uint64_t now = uv_now(s->loop);
+    if (p->refilled_ms == 0) {
+        p->refilled_ms = now;
+    }
+    p->tokens += (double)(now - p->refilled_ms) * p->rate / 1000.0;
+    p->refilled_ms = now;
+    if (p->tokens > p->burst) {
+        p->tokens = p->burst;
+    }
+    if (p->tokens >= 1.0) {
+        p->tokens -= 1.0;
+        return true;
+    }
+    gl_error err;
+    gl_error_set(&err, GL_EOVERLOADED, NULL, "%s is over its rate of %g requests a second; "
+                 "retry in %d ms", p->name, p->rate,
+                 (int)((1.0 - p->tokens) * 1000.0 / p->rate) + 1);
+    reply_error(s, to, &err);
+    return false;
+}
+
 static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
 {
     reply_to to;
@@ -723,6 +835,7 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
     gl_error err;
 
     memset(&to, 0, sizeof to);
+    gl_error_clear(&err);
     to.identity_len = zmq_msg_size(&frames[0]);
     if (to.identity_len == 0 || to.identity_len > MAX_IDENTITY) {
         return;   /* no return address we can use */
@@ -764,6 +877,10 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
             to.has_rid = true;
         }
     }
+    /* The identity frame is made by ROUTER and carries no metadata; the peer's frames do. */
+    if (!identify(s, &frames[n - 1], &to)) {
+        return;
+    }
     if (!serves(req.service)) {
         char name[MDP_MAX_SERVICE + 1];
         printable(req.service, name, sizeof name);
@@ -783,6 +900,14 @@ static void handle(server *s, zmq_msg_t *frames, size_t n, bool too_many)
         gl_error_set(&err, GL_EBAD_REQUEST, NULL, "body is not acceptable MessagePack: %s",
                      why);
         reply_error(s, &to, &err);
+        return;
+    }
+    if (!rate_take(s, &to)
+        || access_service_allowed(to.who, (access_service)access_service_parse(req.service),
+                                  &err) != 0) {
+        if (err.code != 0) {
+            reply_error(s, &to, &err);
+        }
         return;
     }
     if (gl_str_eq(req.service, "case.create")) {
@@ -843,6 +968,17 @@ static void on_message(void *arg)
     }
 }
 
+int server_set_curve(void *sock, const char *secret_key, const char *zap_domain)
+{
+    int one = 1;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0
+        || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret_key, strlen(secret_key) + 1) != 0
+        || zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain)) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c, writer *w,
                    const server_options *opt, char *err, size_t errlen)
 {
@@ -883,6 +1019,12 @@ server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c, writer
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (principals_secure(opt->principals) && server_set_curve(s->sock, opt->secret_key,
+                                                               ZAP_DOMAIN_REQUESTS) != 0) {
+        snprintf(err, errlen, "cannot set CURVE on the request socket: %s",
+                 zmq_strerror(errno));
+        goto fail;
+    }
     if (zmq_bind(s->sock, opt->endpoint) != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s (is another gridlined running? "
                  "use --endpoint)", opt->endpoint, zmq_strerror(errno));

@@ -12,6 +12,7 @@
 #define SERVER_H
 
 #include "city.h"
+#include "principals.h"
 #include "store.h"
 #include "writer.h"
 
@@ -19,8 +20,10 @@
 #include <uv.h>
 
 typedef struct {
-    const char *endpoint;     /* "tcp://127.0.0.1:7310" */
-    size_t      max_pending;  /* writes queued before new ones get `overloaded` */
+    const char   *endpoint;     /* "tcp://127.0.0.1:7310" */
+    size_t        max_pending;  /* writes queued before new ones get `overloaded` */
+    principals   *principals;   /* who may do what (a development table: no CURVE) */
+    const char   *secret_key;   /* the daemon's CURVE secret key (Z85), with a keyed table */
 } server_options;
 
 typedef struct server server;
@@ -29,6 +32,10 @@ typedef struct server server;
  * err. */
 server *server_new(uv_loop_t *loop, void *zctx, store *st, const city *c, writer *w,
                    const server_options *opt, char *err, size_t errlen);
+
+/* Makes sock a CURVE server with the daemon's secret key (Z85) whose handshakes the ZAP
+ * handler judges under zap_domain (zap.h). Returns 0, or -1 with errno set. */
+int server_set_curve(void *sock, const char *secret_key, const char *zap_domain);
 
 /* A write batch has committed: pulls waiting for events (feed.pull with wait_ms) are
  * answered if they now have some. */

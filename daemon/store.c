@@ -705,6 +705,7 @@ static int case_create(store_txn *t, gl_str sender, const request_create *r, int
     c.n_attachments = r->n_attachments;
     memcpy(c.attachments, r->attachments, sizeof c.attachments);
     c.request_id = r->request_id;
+    c.created_by = sender;
     c.reported_at = r->reported_at;
     c.resolved_on_spot = r->resolved_on_spot;
     c.agent = r->agent;
@@ -956,8 +957,9 @@ static void states_of(unsigned mask, char *out, size_t cap)
 
 
 
-int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str actor,
-                   int64_t now_ms, store_created *out, gl_error *err)
+int store_case_act(store_txn *t, const city *town, const request_act *a,
+                   const store_actor *actor, int64_t now_ms, store_created *out,
+                   gl_error *err)
 {
     case_record old, c;
     case_event e;
@@ -971,6 +973,11 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
         }
         return gl_error_set(err, rc, NULL, "store: cannot read case %llu",
                             (unsigned long long)a->id);
+    }
+    /* Scope before anything else: a refused principal learns nothing of the case's
+     * version or state. */
+    if (actor->check != NULL && (rc = actor->check(actor->arg, &old, err)) != 0) {
+        return rc;
     }
     if (a->version != 0 && a->version != old.version) {
         return gl_error_set(err, GL_ECONFLICT, "version", "the case is at version %llu, not "
@@ -989,7 +996,7 @@ int store_case_act(store_txn *t, const city *town, const request_act *a, gl_str 
     c.updated_at = now_ms;
     memset(&e, 0, sizeof e);
     e.at = now_ms;
-    e.actor = actor;
+    e.actor = actor->name;
     e.note = a->note;
     /* A reason and a note both reach the event. */
     char both[REQUEST_MAX_NOTE * 2 + 16];

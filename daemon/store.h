@@ -126,11 +126,23 @@ int store_case_dispatch(store_txn *txn, const city *c, const route_decision *d, 
  *                    allow the action (err->message names the state and what would);
  *   GL_EINVALID      a reassign to a unit the city does not have (field "unit"), a merge
  *                    into a case that is itself merged or withdrawn (field "into");
+ *   GL_EFORBIDDEN    actor->check refused (or whatever code it returned);
  *   (these leave the transaction good)
  *   GL_EUNAVAILABLE, GL_EINTERNAL
  *                    the transaction is broken: abort it. */
-int store_case_act(store_txn *txn, const city *c, const request_act *a, gl_str actor,
-                   int64_t now_ms, store_created *out, gl_error *err);
+/* Who takes an action, and whether they may take it on the case as the transaction sees
+ * it (the case may have moved since the request was read): check, when not NULL, is
+ * called with the case before the action, and a non-zero return (with err set) refuses
+ * it. */
+typedef struct {
+    gl_str name;
+    int  (*check)(void *arg, const case_record *c, gl_error *err);
+    void  *arg;
+} store_actor;
+
+int store_case_act(store_txn *txn, const city *c, const request_act *a,
+                   const store_actor *actor, int64_t now_ms, store_created *out,
+                   gl_error *err);
 
 /* Commits an escalation worker's decision on a due deadline (escalate_task.h): marks
  * the deadline acted on, so it never fires again, and applies the outcome with one event

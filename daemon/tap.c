@@ -3,6 +3,8 @@
 
 #include "case_event.h"
 #include "log.h"
+#include "server.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,7 +23,8 @@ struct tap {
     uint64_t     dropped;
 };
 
-tap *tap_new(void *zctx, const char *endpoint, store *st, char *err, size_t errlen)
+tap *tap_new(void *zctx, const char *endpoint, const char *secret_key, store *st, char *err,
+             size_t errlen)
 {
     tap *t = calloc(1, sizeof *t);
     if (t == NULL) {
@@ -36,6 +39,12 @@ tap *tap_new(void *zctx, const char *endpoint, store *st, char *err, size_t errl
     int hwm = TAP_HWM, linger = 100;
     zmq_setsockopt(t->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(t->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (secret_key != NULL && server_set_curve(t->sock, secret_key, ZAP_DOMAIN_TAP) != 0) {
+        snprintf(err, errlen, "cannot set CURVE on the tap: %s", zmq_strerror(errno));
+        zmq_close(t->sock);
+        free(t);
+        return NULL;
+    }
     if (zmq_bind(t->sock, endpoint) != 0) {
         snprintf(err, errlen, "cannot bind the tap on %s: %s (use --tap)", endpoint,
                  zmq_strerror(errno));

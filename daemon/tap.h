@@ -19,9 +19,11 @@
 
 typedef struct tap tap;
 
-/* Binds the PUB socket; events committed from now on are published. Returns NULL with
- * a message in err. */
-tap *tap_new(void *zctx, const char *endpoint, store *st, char *err, size_t errlen);
+/* Binds the PUB socket; events committed from now on are published. With secret_key (the
+ * daemon's CURVE secret, Z85) subscribers must pass CURVE and the ZAP handler's tap rule
+ * (zap.h); NULL: open, for development mode. Returns NULL with a message in err. */
+tap *tap_new(void *zctx, const char *endpoint, const char *secret_key, store *st, char *err,
+             size_t errlen);
 
 /* Publishes the events committed since the last call (call after each write batch). */
 void tap_publish(tap *t);

@@ -171,7 +171,8 @@ static int act(fixture *f, uint64_t id, case_action a, int64_t at, int64_t until
     r.reason = gl_str_c("why");
     r.until = until;
     assert_int_equal(store_write_begin(f->s, &t), 0);
-    int rc = store_case_act(t, f->c, &r, gl_str_c("dev"), at, &out, &err);
+    store_actor dev = { gl_str_c("dev"), NULL, NULL };
+    int rc = store_case_act(t, f->c, &r, &dev, at, &out, &err);
     assert_int_equal(store_write_commit(&t), 0);
     if (rc == 0) {
         free(out.data);

@@ -158,7 +158,8 @@ static void act_at(fixture *f, uint64_t id, case_action a, int64_t at, case_sati
         f->clock = at;
     }
     assert_int_equal(store_write_begin(f->s, &t), 0);
-    int rc = store_case_act(t, f->c, &r, gl_str_c("dev"), at, &out, &err);
+    store_actor dev = { gl_str_c("dev"), NULL, NULL };
+    int rc = store_case_act(t, f->c, &r, &dev, at, &out, &err);
     if (rc != 0) {
         fail_msg("%s on case %llu: %s", case_action_name(a), (unsigned long long)id,
                  err.message);
