@@ -8,6 +8,7 @@
  * want more; replies are small next to the round trip.
  */
 #include "gl_client.h"
+#include "keyfile.h"
 
 #include "mdp.h"
 #include "mp_guard.h"
@@ -38,6 +39,7 @@ struct gl_client {
     void     *sock;
     uint64_t  next_rid;
     char     *endpoint;
+    bool      curve;      /* keys given: a silent daemon may be refusing them */
 };
 
 /* Replies come from the daemon, which we trust more than it trusts us, but a client
@@ -59,7 +61,47 @@ static int64_t now_ms(void)
 
 gl_client *gl_client_new(const char *endpoint, char *err, size_t errlen)
 {
+    return gl_client_new_keys(endpoint, NULL, err, errlen);
+}
+
+/* Sets the CURVE client options from the two key files. Returns 0 or -1 with err set. */
+static int set_curve(void *sock, const gl_client_keys *keys, char *err, size_t errlen)
+{
+    keyfile_keys mine, server;
+    gl_error e;
+    if ((keys->key_file == NULL) != (keys->server_key_file == NULL)) {
+        snprintf(err, errlen, "CURVE needs both this client's key file and the daemon's "
+                 "public key file (--key and --server-key)");
+        return -1;
+    }
+    if (keyfile_read(keys->key_file, true, &mine, &e) != 0
+        || keyfile_read(keys->server_key_file, false, &server, &e) != 0) {
+        snprintf(err, errlen, "%s", e.message);
+        return -1;
+    }
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server.public_key, KEYFILE_Z85_LEN + 1) != 0
+        || zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, mine.public_key, KEYFILE_Z85_LEN + 1) != 0
+        || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, mine.secret_key, KEYFILE_Z85_LEN + 1)
+               != 0) {
+        snprintf(err, errlen, "cannot use CURVE keys: %s (is libzmq built with CURVE?)",
+                 zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void gl_client_keys_from_env(gl_client_keys *k)
+{
+    const char *key = getenv(GL_CLIENT_KEY_ENV), *server = getenv(GL_CLIENT_SERVER_KEY_ENV);
+    k->key_file = key != NULL && key[0] != '\0' ? key : NULL;
+    k->server_key_file = server != NULL && server[0] != '\0' ? server : NULL;
+}
+
+gl_client *gl_client_new_keys(const char *endpoint, const gl_client_keys *keys, char *err,
+                              size_t errlen)
+{
     gl_client *c = NULL;
+    char       scratch[1];
     int        linger = 0;
     int64_t    maxmsg = GL_CLIENT_MAX_REPLY;
 
@@ -92,6 +134,13 @@ gl_client *gl_client_new(const char *endpoint, char *err, size_t errlen)
     if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0
         || zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0) {
         goto zmq_fail;
+    }
+    if (keys != NULL && (keys->key_file != NULL || keys->server_key_file != NULL)) {
+        if (set_curve(c->sock, keys, err != NULL ? err : scratch,
+                      err != NULL ? errlen : sizeof scratch) != 0) {
+            goto fail;
+        }
+        c->curve = true;
     }
     if (zmq_connect(c->sock, endpoint) != 0) {
         if (err != NULL) {
@@ -203,7 +252,8 @@ static int send_frames(gl_client *c, const char *service, const void *body, size
         if (errno == EAGAIN) {
             return gl_error_set(err, GL_EUNAVAILABLE, NULL,
                                 "cannot queue a request to %s: too many are waiting; "
-                                "is gridlined running?", c->endpoint);
+                                "is gridlined running?%s", c->endpoint, c->curve ?
+                                " (and does it know this client's public key?)" : "");
         }
         goto fail;
     }
@@ -491,8 +541,9 @@ static int recv_reply(gl_client *c, int64_t deadline, int timeout_ms, char **ser
     rc = recv_frames(c, deadline, service, &body, &len, err);
     if (rc == GL_EUNAVAILABLE) {
         return gl_error_set(err, GL_EUNAVAILABLE, NULL,
-                            "no reply from %s within %d ms: is gridlined running?",
-                            c->endpoint, timeout_ms);
+                            "no reply from %s within %d ms: is gridlined running?%s",
+                            c->endpoint, timeout_ms, c->curve ? " (and does it know this "
+                            "client's public key, and is --server-key its key?)" : "");
     }
     if (rc != 0) {
         return rc;

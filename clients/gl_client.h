@@ -52,6 +52,30 @@ typedef struct gl_client gl_client;
  * argument". */
 gl_client *gl_client_new(const char *endpoint, char *err, size_t errlen);
 
+/* Key files for a daemon that has keys configured (CURVE): this client's secret key
+ * file and the daemon's public key file, both as `gridline keygen` writes them. Both
+ * NULL: no encryption, for a daemon in development mode. */
+typedef struct {
+    const char *key_file;
+    const char *server_key_file;
+} gl_client_keys;
+
+/* The environment variables the tools read key files from when no option names them. */
+#define GL_CLIENT_KEY_ENV        "GRIDLINE_KEY"
+#define GL_CLIENT_SERVER_KEY_ENV "GRIDLINE_SERVER_KEY"
+
+/* Fills k from $GRIDLINE_KEY and $GRIDLINE_SERVER_KEY (members left NULL when unset or
+ * empty), for tools whose options override it. */
+void gl_client_keys_from_env(gl_client_keys *k);
+
+/* gl_client_new with CURVE keys (keys NULL, or both files NULL: as gl_client_new).
+ * Returns NULL with a sentence in err when a key file cannot be read or only one of the
+ * two is given. A daemon that does not know this client's key refuses the handshake
+ * silently (ZeroMQ gives no reply): calls then end in GL_EUNAVAILABLE, and the message
+ * says to check the keys. */
+gl_client *gl_client_new_keys(const char *endpoint, const gl_client_keys *keys, char *err,
+                              size_t errlen);
+
 /* Closes the socket, frees *c and sets *c to NULL. Safe with c or *c NULL, so safe to
  * call twice. */
 void gl_client_destroy(gl_client **c);

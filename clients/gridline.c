@@ -16,6 +16,7 @@
 #include "mp_print.h"
 
 #include "gl_error.h"
+#include "keyfile.h"
 #include "mp_util.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE   2
@@ -57,10 +59,14 @@ static const char usage_main[] =
     "  watch     follow the event feed, one line per event; resumes from a saved position\n"
     "  calls     list a caller's cases, by phone number (hotline)\n"
     "  callback  record a callback's answer on a resolved case (hotline)\n"
+    "  keygen    make a CURVE key pair: NAME.key (secret) and NAME.pub\n"
     "\n"
     "Options:\n"
     "  -e, --endpoint EP  the daemon's ZeroMQ endpoint (default: $GRIDLINE_ENDPOINT,\n"
     "                     else tcp://127.0.0.1:7310)\n"
+    "  --key FILE         this client's secret key file, for a daemon with keys\n"
+    "                     (default: $GRIDLINE_KEY)\n"
+    "  --server-key FILE  the daemon's public key file (default: $GRIDLINE_SERVER_KEY)\n"
     "  -j, --json         print the reply body as JSON (indented when stdout is a terminal)\n"
     "  -t, --timeout MS   how long to wait for each reply (default 5000)\n"
     "  -h, --help         show this help; 'gridline COMMAND --help' shows a command's\n"
@@ -218,6 +224,7 @@ static const char usage_callback[] =
 
 typedef struct {
     const char *endpoint;
+    gl_client_keys keys;
     bool        json;
     int         timeout_ms;
     int         width;       /* columns for tables; 0 = do not cut */
@@ -415,7 +422,7 @@ static int ensure_client(cli *c)
     if (c->client != NULL) {
         return 0;
     }
-    c->client = gl_client_new(c->endpoint, err, sizeof(err));
+    c->client = gl_client_new_keys(c->endpoint, &c->keys, err, sizeof(err));
     if (c->client == NULL) {
         fprintf(stderr, "gridline: %s\n", err);
         return EXIT_REFUSED;
@@ -2099,6 +2106,51 @@ typedef struct {
     const char *usage;
 } command;
 
+static const char usage_keygen[] =
+    "usage: gridline keygen NAME\n"
+    "Makes a CURVE key pair for a client or for the daemon: NAME.key holds both keys\n"
+    "(mode 0600; give it to --key, or to gridlined --server-key) and NAME.pub the\n"
+    "public key alone (list it in the daemon's keys file, or give it to clients as\n"
+    "--server-key). Never overwrites a file. Prints the public key.\n";
+
+static int cmd_keygen(cli *c, int argc, char **argv)
+{
+    keyfile_keys k;
+    gl_error     err;
+    char         path[4096];
+    (void)c;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage_keygen, stdout);
+        return finish_output(0);
+    }
+    if (argc != 2 || argv[1][0] == '\0' || argv[1][0] == '-') {
+        return usage_error("keygen", "keygen needs one NAME (files NAME.key and NAME.pub)");
+    }
+    if (strlen(argv[1]) > sizeof path - 8) {
+        return usage_error("keygen", "NAME is too long");
+    }
+    memset(&k, 0, sizeof k);
+    if (zmq_curve_keypair(k.public_key, k.secret_key) != 0) {
+        fprintf(stderr, "gridline: cannot make a key pair: %s (libzmq without CURVE?)\n",
+                zmq_strerror(errno));
+        return EXIT_REFUSED;
+    }
+    snprintf(path, sizeof path, "%s.key", argv[1]);
+    if (keyfile_write(path, &k, "gridline keygen: secret key pair; keep this file private",
+                      &err) != 0) {
+        fprintf(stderr, "gridline: %s\n", err.message);
+        return EXIT_REFUSED;
+    }
+    k.secret_key[0] = '\0';
+    snprintf(path, sizeof path, "%s.pub", argv[1]);
+    if (keyfile_write(path, &k, "gridline keygen: public key", &err) != 0) {
+        fprintf(stderr, "gridline: %s\n", err.message);
+        return EXIT_REFUSED;
+    }
+    printf("%s\n", k.public_key);
+    return finish_output(0);
+}
+
 static const command commands[] = {
     { "create", cmd_create, usage_create },
     { "get", cmd_get, usage_get },
@@ -2111,6 +2163,7 @@ static const command commands[] = {
     { "watch", cmd_watch, usage_watch },
     { "calls", cmd_calls, usage_calls },
     { "callback", cmd_callback, usage_callback },
+    { "keygen", cmd_keygen, usage_keygen },
 };
 
 static const command *command_find(const char *name)
@@ -2129,6 +2182,8 @@ int main(int argc, char **argv)
         { "endpoint", required_argument, NULL, 'e' },
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
+        { "key", required_argument, NULL, 'k' },
+        { "server-key", required_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -2142,6 +2197,7 @@ int main(int argc, char **argv)
     opterr = 0;
     c.endpoint = env != NULL && env[0] != '\0' ? env : GL_CLIENT_DEFAULT_ENDPOINT;
     c.timeout_ms = DEFAULT_TIMEOUT_MS;
+    gl_client_keys_from_env(&c.keys);
     /* "+": stop at the command, whose options are its own. */
     while ((ch = getopt_long(argc, argv, "+:e:jt:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -2153,6 +2209,12 @@ int main(int argc, char **argv)
             break;
         case 'j':
             c.json = true;
+            break;
+        case 'k':
+            c.keys.key_file = optarg;
+            break;
+        case 's':
+            c.keys.server_key_file = optarg;
             break;
         case 't':
             if (!parse_i64(optarg, &v) || v < 1 || v > MAX_TIMEOUT_MS) {

@@ -2,9 +2,9 @@
 # its pkg-config file. Included by clients/CMakeLists.txt.
 #
 # The protocol helpers the client needs are compiled into the shared library itself
-# (not linked from the static gridline_protocol, which would drag in the city model
-# and libconfig). The target is "libgridline" because "gridline" is the tool; its file
-# is libgridline.so.
+# (not linked from the static gridline_protocol, which would drag in the city model).
+# The target is "libgridline" because "gridline" is the tool; its file is
+# libgridline.so.
 set(GRIDLINE_PROTOCOL_DIR ${CMAKE_CURRENT_SOURCE_DIR}/../protocol)
 
 add_library(libgridline SHARED
@@ -12,13 +12,16 @@ add_library(libgridline SHARED
   ${GRIDLINE_PROTOCOL_DIR}/mp_util.c
   ${GRIDLINE_PROTOCOL_DIR}/gl_error.c
   ${GRIDLINE_PROTOCOL_DIR}/mp_guard.c
-  ${GRIDLINE_PROTOCOL_DIR}/mdp.c)
+  ${GRIDLINE_PROTOCOL_DIR}/mdp.c
+  ${GRIDLINE_PROTOCOL_DIR}/keyfile.c)
 set_target_properties(libgridline PROPERTIES
   OUTPUT_NAME gridline
   VERSION ${PROJECT_VERSION}
   SOVERSION ${PROJECT_VERSION_MAJOR})
 target_include_directories(libgridline PUBLIC ${CMAKE_CURRENT_SOURCE_DIR} ${GRIDLINE_PROTOCOL_DIR})
-target_link_libraries(libgridline PUBLIC PkgConfig::MSGPACK PRIVATE PkgConfig::ZMQ)
+# libconfig reads CURVE key files (keyfile.c).
+target_link_libraries(libgridline PUBLIC PkgConfig::MSGPACK PRIVATE PkgConfig::ZMQ
+                      PkgConfig::LIBCONFIG)
 
 # The gridline tool follows the feed with gl_feed.
 target_sources(gridline PRIVATE gl_feed.c)
