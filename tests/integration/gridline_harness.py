@@ -153,11 +153,14 @@ class Client:
             cls._ctx = zmq.Context.instance()
         return cls._ctx
 
-    def __init__(self, endpoint, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, endpoint, timeout=DEFAULT_TIMEOUT, curve=None):
+        """curve: (public, secret, server_public), Z85 bytes, for a daemon with keys."""
         self.endpoint = endpoint
         self.timeout = timeout
         self.sock = self.context().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            self.sock.curve_publickey, self.sock.curve_secretkey, self.sock.curve_serverkey = curve
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.setsockopt(zmq.SNDHWM, 0)
         self.sock.connect(endpoint)
@@ -319,6 +322,9 @@ class Daemon:
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
         self.tap_endpoint = None
+        # (public, secret, server_public) of an admin, when the daemon runs with --keys:
+        # wait_ready and client() use it unless told otherwise
+        self.curve = None
         self.log_level = log_level
         self.proc = None
         self.starts = 0
@@ -361,7 +367,7 @@ class Daemon:
             if rc is not None:
                 raise ProtocolFailure(f"gridlined exited with {rc} while starting\n"
                                       f"{self.stderr_tail()}")
-            c = Client(self.endpoint, timeout=0.25)
+            c = Client(self.endpoint, timeout=0.25, curve=self.curve)
             try:
                 c.send_frames([b"", MDPC, b"mmi.service", b"case.create"])
                 fr = c.recv_frames(0.25)
@@ -429,8 +435,8 @@ class Daemon:
         self.clients = []
 
     # -- helpers ----------------------------------------------------------
-    def client(self, timeout=DEFAULT_TIMEOUT):
-        c = Client(self.endpoint, timeout=timeout)
+    def client(self, timeout=DEFAULT_TIMEOUT, curve=None):
+        c = Client(self.endpoint, timeout=timeout, curve=curve or self.curve)
         self.clients.append(c)
         return c
 
