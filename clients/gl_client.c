@@ -97,6 +97,13 @@ void gl_client_keys_from_env(gl_client_keys *k)
     k->server_key_file = server != NULL && server[0] != '\0' ? server : NULL;
 }
 
+gl_client *gl_client_new_env_keys(const char *endpoint, char *err, size_t errlen)
+{
+    gl_client_keys k;
+    gl_client_keys_from_env(&k);
+    return gl_client_new_keys(endpoint, &k, err, errlen);
+}
+
 gl_client *gl_client_new_keys(const char *endpoint, const gl_client_keys *keys, char *err,
                               size_t errlen)
 {

@@ -68,6 +68,9 @@ typedef struct {
  * empty), for tools whose options override it. */
 void gl_client_keys_from_env(gl_client_keys *k);
 
+/* gl_client_new_keys with the keys gl_client_keys_from_env finds (none: plain). */
+gl_client *gl_client_new_env_keys(const char *endpoint, char *err, size_t errlen);
+
 /* gl_client_new with CURVE keys (keys NULL, or both files NULL: as gl_client_new).
  * Returns NULL with a sentence in err when a key file cannot be read or only one of the
  * two is given. A daemon that does not know this client's key refuses the handshake

@@ -81,6 +81,7 @@ static const char usage_text[] =
     "The last line is for scripts:\n"
     "  bench: creates=N reads=N seconds=S rate=R/s p50_ms=X p99_ms=X max_ms=X errors=N\n"
     "         dispatch_p50_ms=X dispatch_p99_ms=X undispatched=N   (one line)\n"
+    "A daemon with keys: $GRIDLINE_KEY and $GRIDLINE_SERVER_KEY name the key files.\n"
     "Exit status: 0 when the daemon acknowledged at least one create, 1 otherwise,\n"
     "2 bad usage.\n";
 
@@ -237,7 +238,7 @@ static int load_catalog(bench_config *cfg)
     int                   rc = -1;
 
     msgpack_unpacked_init(&u);
-    c = gl_client_new(cfg->endpoint, msg, sizeof(msg));
+    c = gl_client_new_env_keys(cfg->endpoint, msg, sizeof(msg));
     if (c == NULL) {
         fprintf(stderr, "gridline-bench: %s\n", msg);
         goto done;
@@ -466,7 +467,7 @@ static void *worker_run(void *arg)
     if (st != NULL) {
         st->w = w;
         st->slots = calloc((size_t)cfg->inflight, sizeof(*st->slots));
-        st->client = gl_client_new(cfg->endpoint, w->setup_error, sizeof(w->setup_error));
+        st->client = gl_client_new_env_keys(cfg->endpoint, w->setup_error, sizeof(w->setup_error));
     } else {
         snprintf(w->setup_error, sizeof(w->setup_error), "out of memory");
     }
@@ -614,7 +615,7 @@ static void measure_dispatch(const bench_config *cfg, const worker *workers,
         return;
     }
     char err[256];
-    gl_client *c = gl_client_new(cfg->endpoint, err, sizeof err);
+    gl_client *c = gl_client_new_env_keys(cfg->endpoint, err, sizeof err);
     if (c == NULL) {
         fprintf(stderr, "gridline-bench: %s\n", err);
         return;

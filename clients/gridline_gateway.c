@@ -68,7 +68,8 @@ static const char usage_text[] =
     "only when the daemon answers. While the daemon is unreachable the gateway keeps\n"
     "spooling and retries with backoff; refused lines go to DIR/rejects.jsonl.\n"
     "\n"
-    "  -e, --endpoint EP     the daemon (default $GRIDLINE_ENDPOINT or tcp://127.0.0.1:7310)\n"
+    "  -e, --endpoint EP     the daemon (default $GRIDLINE_ENDPOINT or tcp://127.0.0.1:7310;\n"
+    "                        with keys: $GRIDLINE_KEY and $GRIDLINE_SERVER_KEY)\n"
     "  -s, --spool DIR       the spool folder (created if missing)\n"
     "  -i, --input FILE|-    read lines from FILE (- : stdin; the default without --watch-dir)\n"
     "  -w, --watch-dir DIR   also take new *.jsonl files from DIR (renamed *.jsonl.spooled\n"
@@ -873,7 +874,7 @@ static void reconnect(gateway *g)
 {
     gl_client_destroy(&g->client); /* drops the unanswered request (linger 0) */
     char err[256];
-    g->client = gl_client_new(g->endpoint, err, sizeof err);
+    g->client = gl_client_new_env_keys(g->endpoint, err, sizeof err);
     if (g->client == NULL) {
         die("%s", err);
     }
@@ -1044,7 +1045,7 @@ int main(int argc, char **argv)
         g->in_open = true;
     }
     char err[256];
-    g->client = gl_client_new(g->endpoint, err, sizeof err);
+    g->client = gl_client_new_env_keys(g->endpoint, err, sizeof err);
     if (g->client == NULL) {
         die("%s", err);
     }
