@@ -451,6 +451,17 @@ def _mount_tmpfs(path, size):
                     f"{(r.stderr or r.stdout).strip()}); the disk-full test needs root")
 
 
+def _unmount(path):
+    """umount, once the processes that had the tmpfs busy are gone (a killed daemon's
+    workers exit by themselves, a moment later); lazily if they never go."""
+    def unmounted():
+        return subprocess.run(["umount", path], capture_output=True).returncode == 0
+    try:
+        wait_until(unmounted, 5, interval=0.1, what=f"umount {path}")
+    except AssertionError:
+        subprocess.run(["umount", "-l", path], capture_output=True)
+
+
 def _fill_disk(path):
     """Writes path until the filesystem is full; returns its size."""
     chunk = b"\0" * 65536
@@ -515,7 +526,7 @@ def test_disk_full_refuses_writes_keeps_reads_and_resumes_when_space_is_freed(da
     finally:
         if d.alive():
             d.kill9()
-        subprocess.run(["umount", d.data], capture_output=True)
+        _unmount(d.data)
 
 
 # ======================================================================================
