@@ -30,6 +30,9 @@ enum {
     TAG_STREET = 't', TAG_COMMUNITY = 'c', TAG_GRID = 'g', TAG_CATEGORY = 'k',
     TAG_PHONE = 'p', TAG_DUP_GRID = 'x', TAG_DUP_NEAR = 'y',
     TAG_DEADLINE = 'D',   /* due time, id, kind: the deadlines not yet acted on */
+    /* unit, '/', state: a unit's cases in one state (its open cases) without reading
+     * the unit's closed ones; since schema 2. */
+    TAG_UNIT_STATE = 'v',
     /* Last of all tags, so that new cases' entries append at the end (MDB_APPEND). */
     TAG_CREATED = '~'
 };
@@ -119,6 +122,8 @@ static uint64_t last_key_of(MDB_txn *txn, MDB_dbi dbi)
     return last;
 }
 
+static int add_unit_state_index(store *s, MDB_txn *txn, uint64_t *n);
+
 static int check_schema(store *s, MDB_txn *txn, const char *dir, char *err, size_t errlen)
 {
     MDB_val k = val_of("schema", 6), v;
@@ -139,6 +144,21 @@ static int check_schema(store *s, MDB_txn *txn, const char *dir, char *err, size
     }
     const unsigned char *b = v.mv_data;
     unsigned ver = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
+    if (ver == 1) {
+        /* Schema 2 added the unit-and-state index: build it, in the opening transaction,
+         * so a crash half way leaves schema 1 as it was. */
+        uint64_t n = 0;
+        unsigned char nver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
+        MDB_val nv = val_of(nver, 4);
+        if (add_unit_state_index(s, txn, &n) != 0 || mdb_put(txn, s->meta, &k, &nv, 0) != 0) {
+            snprintf(err, errlen, "data directory %s: cannot upgrade schema 1 to %d (is the "
+                     "disk full?)", dir, STORE_SCHEMA_VERSION);
+            return -1;
+        }
+        log_info("store %s: upgraded schema 1 to %d: %llu case(s) indexed by unit and state",
+                 dir, STORE_SCHEMA_VERSION, (unsigned long long)n);
+        return 0;
+    }
     if (ver != STORE_SCHEMA_VERSION) {
         snprintf(err, errlen, "data directory %s holds schema %u; this gridlined reads "
                  "schema %d", dir, ver, STORE_SCHEMA_VERSION);
@@ -338,7 +358,7 @@ static size_t index_key_time(unsigned char *out, int64_t at, uint64_t id)
 }
 
 /* All the index keys of one case. */
-#define INDEX_KEYS_MAX 16
+#define INDEX_KEYS_MAX 17
 #define INDEX_KEY_CAP  (1 + 2 * REQUEST_MAX_CODE + 2 + 16)
 
 typedef struct {
@@ -355,6 +375,28 @@ static void keys_add_str(index_keys *k, int tag, gl_str value, uint64_t id)
         return;
     }
     k->len[k->n] = index_key(k->key[k->n], tag, value, id);
+    k->vlen[k->n] = 0;
+    k->n++;
+}
+
+/* The value of a TAG_UNIT_STATE key: unit, '/', the state's digit. Returns its length
+ * (out holds REQUEST_MAX_CODE + 2). */
+static size_t unit_state_value(char *out, gl_str unit, int state)
+{
+    memcpy(out, unit.p, unit.n);
+    out[unit.n] = '/';
+    out[unit.n + 1] = (char)('0' + state);
+    return unit.n + 2;
+}
+
+static void keys_add_unit_state(index_keys *k, const case_record *c)
+{
+    char v[REQUEST_MAX_CODE + 2];
+    if (c->unit.n == 0 || c->unit.n > REQUEST_MAX_CODE || k->n == INDEX_KEYS_MAX) {
+        return;
+    }
+    k->len[k->n] = index_key(k->key[k->n], TAG_UNIT_STATE,
+                             gl_str_of(v, unit_state_value(v, c->unit, (int)c->state)), c->id);
     k->vlen[k->n] = 0;
     k->n++;
 }
@@ -448,6 +490,7 @@ static void index_keys_of(const case_record *c, index_keys *k)
         keys_add_str(k, TAG_CHANNEL, gl_str_of(&ch, 1), c->id);
     }
     keys_add_str(k, TAG_UNIT, c->unit, c->id);
+    keys_add_unit_state(k, c);
     keys_add_str(k, TAG_DISTRICT, c->location.district, c->id);
     keys_add_str(k, TAG_STREET, c->location.street, c->id);
     keys_add_str(k, TAG_COMMUNITY, c->location.community, c->id);
@@ -479,6 +522,42 @@ static void index_keys_of(const case_record *c, index_keys *k)
     k->len[k->n] = index_key_time(k->key[k->n], c->created_at, c->id);
     k->vlen[k->n] = 0;
     k->n++;
+}
+
+/* Schema 1 -> 2: a TAG_UNIT_STATE entry for every case with a unit. */
+static int add_unit_state_index(store *s, MDB_txn *txn, uint64_t *n)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    msgpack_zone zone;
+    int rc;
+    if (mdb_cursor_open(txn, s->cases, &cur) != 0) {
+        return -1;
+    }
+    msgpack_zone_init(&zone, 4096);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        msgpack_object o;
+        case_record c;
+        index_keys keys;
+        msgpack_zone_clear(&zone);
+        if (mp_unpack(v.mv_data, v.mv_size, &zone, &o) != 0 || case_record_unpack(&o, &c) != 0) {
+            rc = -1;
+            break;
+        }
+        keys.n = 0;
+        keys_add_unit_state(&keys, &c);
+        if (keys.n == 1) {
+            MDB_val ik = val_of(keys.key[0], keys.len[0]), iv = val_of("", 0);
+            if ((rc = mdb_put(txn, s->index, &ik, &iv, 0)) != 0) {
+                break;
+            }
+            (*n)++;
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : -1;
 }
 
 /* The position of key in k, or -1. */
@@ -1592,12 +1671,17 @@ static bool filter_match(const request_filter *f, const case_record *c, int64_t 
     return true;
 }
 
-/* The equality filter that drives the scan: the most selective one given. */
+/* The equality filter that drives the scan: the most selective one given. onebyte
+ * holds REQUEST_MAX_CODE + 2 bytes. */
 static int driver_of(const request_filter *f, gl_str *value, char *onebyte)
 {
     if (f->reporter_phone.n > 0) { *value = f->reporter_phone; return TAG_PHONE; }
     if (f->grid.n > 0) { *value = f->grid; return TAG_GRID; }
     if (f->community.n > 0) { *value = f->community; return TAG_COMMUNITY; }
+    if (f->unit.n > 0 && f->unit.n <= REQUEST_MAX_CODE && f->state >= 0) {
+        *value = gl_str_of(onebyte, unit_state_value(onebyte, f->unit, f->state));
+        return TAG_UNIT_STATE;
+    }
     if (f->unit.n > 0) { *value = f->unit; return TAG_UNIT; }
     if (f->street.n > 0) { *value = f->street; return TAG_STREET; }
     if (f->category.n > 0) { *value = f->category; return TAG_CATEGORY; }
@@ -1639,8 +1723,8 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
 {
     store *s = r->s;
     gl_str value = GL_STR_NULL;
-    char onebyte;
-    int tag = driver_of(f, &value, &onebyte);
+    char onebyte[REQUEST_MAX_CODE + 2];
+    int tag = driver_of(f, &value, onebyte);
     unsigned char kb[INDEX_KEY_MAX + REQUEST_MAX_CODE];
     size_t prefix = 0;
     MDB_cursor *cur;
@@ -1654,7 +1738,7 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
         return 0;
     }
     if (tag != 0) {
-        if (value.n > REQUEST_MAX_CODE) {
+        if (value.n > REQUEST_MAX_CODE + 2) {
             return 0;
         }
         size_t n = index_key(kb, tag, value, after + 1);

@@ -457,15 +457,14 @@ static void test_other_schema_version_is_refused_at_open(void **state)
     assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    unsigned char v2[4] = { 0, 0, 0, 2 };
-    MDB_val k = { 6, "schema" }, v = { 4, v2 };
+    unsigned char v99[4] = { 0, 0, 0, 99 };
+    MDB_val k = { 6, "schema" }, v = { 4, v99 };
     assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     assert_null(store_new(f->dir, &opts, err, sizeof err));
-    assert_non_null(strstr(err, "schema 2"));
+    assert_non_null(strstr(err, "schema 99"));
 }
-
 
 static city *test_city(void)
 {
@@ -494,6 +493,67 @@ static int dispatch(store *s, const city *c, const route_decision *d, int64_t no
     assert_int_equal(store_write_commit(&t), 0);
     return rc;
 }
+
+/* A schema-1 store (no unit-and-state index) is upgraded at open: the index is built,
+ * so a unit's list by state finds the cases dispatched before the upgrade. */
+static void test_schema_1_is_upgraded_with_the_unit_state_index(void **state)
+{
+    fixture *f = *state;
+    city *c = test_city();
+    store_created out;
+    gl_error err;
+    char errbuf[256];
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        request_create r = fixture_request(key, "D01", "street_lights", "1");
+        assert_int_equal(create(f->s, &r, T0 + i, &out, &err), 0);
+        free(out.data);
+        route_decision d = decision((uint64_t)i + 1, 1, "D01-S01-OFFICE");
+        assert_int_equal(dispatch(f->s, c, &d, T0 + 100, &err), 0);
+    }
+    store_destroy(&f->s);
+
+    /* Make it what schema 1 wrote: no 'v' entries, version 1. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, index;
+    MDB_cursor *cur;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_dbi_open(txn, "index", 0, &index), 0);
+    assert_int_equal(mdb_cursor_open(txn, index, &cur), 0);
+    MDB_val k = { 1, "v" }, v;
+    int removed = 0;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && ((const char *)k.mv_data)[0] == 'v') {
+        assert_int_equal(mdb_cursor_del(cur, 0), 0);
+        removed++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(cur);
+    assert_int_equal(removed, 3);
+    unsigned char v1[4] = { 0, 0, 0, 1 };
+    MDB_val sk = { 6, "schema" }, sv = { 4, v1 };
+    assert_int_equal(mdb_put(txn, meta, &sk, &sv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
+    assert_non_null(f->s);
+    id_list l;
+    uint64_t next;
+    request_filter flt = no_filter();
+    flt.state = CASE_DISPATCHED;
+    flt.unit = gl_str_c("D01-S01-OFFICE");
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 3);
+    city_destroy(&c);
+}
+
 
 static void test_dispatch_moves_the_case_and_sets_deadlines(void **state)
 {
@@ -658,6 +718,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_created_case_reads_back_by_id_and_code, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_1_is_upgraded_with_the_unit_state_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_same_request_replays_the_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_different_request_is_a_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sender_scopes_the_request_id, setup, teardown),
