@@ -108,6 +108,7 @@ static void finish_stop(daemon_state *d)
     writer_destroy(&d->writer);
     server_close(d->srv);
     zap_destroy(&d->zap);   /* after the sockets it judges for */
+    tap_close(d->tap);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -439,7 +440,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    d.tap = tap_new(zctx, tap_endpoint, secret, st, err, sizeof err);
+    d.tap = tap_new(d.loop, zctx, tap_endpoint, secret, st, err, sizeof err);
     if (d.tap == NULL) {
         log_error("%s", err);
         goto out;
@@ -522,6 +523,7 @@ out:
             server_close(d.srv);   /* its handles close in the run below, then it is freed */
         }
         zap_destroy(&d.zap);
+        tap_close(d.tap);
         uv_run(d.loop, UV_RUN_DEFAULT);
     }
     supervisor_destroy(&d.workers);

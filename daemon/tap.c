@@ -5,6 +5,7 @@
 #include "log.h"
 #include "server.h"
 #include "zap.h"
+#include "zwatch.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,14 +18,33 @@
 
 struct tap {
     void        *sock;
+    zwatch      *watch;
+    int64_t      topics;       /* topics someone subscribes to (XPUB tells us) */
     store       *store;
     uint64_t     published;    /* the last seq sent */
     msgpack_zone zone;
     uint64_t     dropped;
 };
 
-tap *tap_new(void *zctx, const char *endpoint, const char *secret_key, store *st, char *err,
-             size_t errlen)
+/* A subscription message from XPUB: 1 + topic when the first subscriber takes a topic,
+ * 0 + topic when the last one leaves it (or disconnects). */
+static void on_subscription(void *arg)
+{
+    tap *t = arg;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, t->sock, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&m) > 0) {
+        unsigned char b = *(unsigned char *)zmq_msg_data(&m);
+        t->topics += b == 1 ? 1 : b == 0 ? -1 : 0;
+        if (t->topics < 0) {
+            t->topics = 0;
+        }
+    }
+    zmq_msg_close(&m);
+}
+
+tap *tap_new(uv_loop_t *loop, void *zctx, const char *endpoint, const char *secret_key,
+             store *st, char *err, size_t errlen)
 {
     tap *t = calloc(1, sizeof *t);
     if (t == NULL) {
@@ -32,7 +52,9 @@ tap *tap_new(void *zctx, const char *endpoint, const char *secret_key, store *st
         return NULL;
     }
     t->store = st;
-    t->sock = zmq_socket(zctx, ZMQ_PUB);
+    /* XPUB rather than PUB only to hear about subscriptions: with none, committed events
+     * are not read back and packed for nobody. */
+    t->sock = zmq_socket(zctx, ZMQ_XPUB);
     /* A short linger, not 0: libzmq 4.3 aborts (clean_pipes, session_base.cpp) when a
      * subscriber drops mid multipart message just as a linger-0 close cuts the pipe. A
      * lingering pipe stays readable, so the half-sent message is drained instead. */
@@ -48,6 +70,13 @@ tap *tap_new(void *zctx, const char *endpoint, const char *secret_key, store *st
     if (zmq_bind(t->sock, endpoint) != 0) {
         snprintf(err, errlen, "cannot bind the tap on %s: %s (use --tap)", endpoint,
                  zmq_strerror(errno));
+        zmq_close(t->sock);
+        free(t);
+        return NULL;
+    }
+    t->watch = zwatch_new(loop, t->sock, 64, on_subscription, t);
+    if (t->watch == NULL) {
+        snprintf(err, errlen, "cannot watch the tap socket");
         zmq_close(t->sock);
         free(t);
         return NULL;
@@ -94,7 +123,14 @@ static int publish_one(void *arg, gl_str raw)
 void tap_publish(tap *t)
 {
     store_reader *r = NULL;
-    if (t == NULL || store_read_begin(t->store, &r) != 0) {
+    if (t == NULL) {
+        return;
+    }
+    if (t->topics == 0) {
+        t->published = store_last_seq(t->store);   /* nobody listens: nothing to drop */
+        return;
+    }
+    if (store_read_begin(t->store, &r) != 0) {
         return;
     }
     uint64_t examined = t->published;
@@ -105,11 +141,19 @@ void tap_publish(tap *t)
     t->published = examined;
 }
 
+void tap_close(tap *t)
+{
+    if (t != NULL) {
+        zwatch_destroy(&t->watch);
+    }
+}
+
 void tap_destroy(tap **tp)
 {
     if (tp == NULL || *tp == NULL) {
         return;
     }
+    zwatch_destroy(&(*tp)->watch);
     zmq_close((*tp)->sock);
     msgpack_zone_destroy(&(*tp)->zone);
     free(*tp);
