@@ -98,11 +98,72 @@ static const char *entry_str(config_setting_t *e, const char *name)
     return config_setting_lookup_string(e, name, &v) == CONFIG_TRUE ? v : NULL;
 }
 
+/* The type each setting must have: a setting of another type is refused rather than
+ * ignored, since an ignored `scope = 310101;` would widen a principal to the city. */
+static const struct {
+    const char *name;
+    int         type;     /* CONFIG_TYPE_*; CONFIG_TYPE_FLOAT also takes an integer */
+} entry_settings[] = {
+    { "name", CONFIG_TYPE_STRING }, { "key", CONFIG_TYPE_STRING },
+    { "key_file", CONFIG_TYPE_STRING }, { "role", CONFIG_TYPE_STRING },
+    { "scope", CONFIG_TYPE_STRING }, { "reporter", CONFIG_TYPE_BOOL },
+    { "rate", CONFIG_TYPE_FLOAT }, { "burst", CONFIG_TYPE_FLOAT },
+    { "max_in_flight", CONFIG_TYPE_INT },
+};
+
+static const char *type_name(int type)
+{
+    return type == CONFIG_TYPE_STRING ? "a string in quotes"
+           : type == CONFIG_TYPE_BOOL ? "true or false"
+           : type == CONFIG_TYPE_INT ? "a whole number" : "a number";
+}
+
+/* Refuses unknown settings and settings of the wrong type. */
+static int check_settings(config_setting_t *e, const char *path, int line, char *err,
+                          size_t errlen)
+{
+    const char *who = NULL;
+    if (config_setting_lookup_string(e, "name", &who) != CONFIG_TRUE) {
+        who = "(no name)";
+    }
+    for (int i = 0; i < config_setting_length(e); i++) {
+        config_setting_t *s = config_setting_get_elem(e, (unsigned)i);
+        const char *k = config_setting_name(s);
+        int type = config_setting_type(s);
+        int at = (int)config_setting_source_line(s) > 0 ? (int)config_setting_source_line(s)
+                                                         : line;
+        size_t j = 0;
+        while (j < sizeof entry_settings / sizeof entry_settings[0]
+               && (k == NULL || strcmp(k, entry_settings[j].name) != 0)) {
+            j++;
+        }
+        if (j == sizeof entry_settings / sizeof entry_settings[0]) {
+            snprintf(err, errlen, "%s:%d: client \"%s\": unknown setting \"%s\" (known: name, "
+                     "key, key_file, role, scope, reporter, rate, burst, max_in_flight)", path,
+                     at, who, k != NULL ? k : "?");
+            return -1;
+        }
+        int want = entry_settings[j].type;
+        bool ok = type == want || (want == CONFIG_TYPE_FLOAT && (type == CONFIG_TYPE_INT
+                                                                || type == CONFIG_TYPE_INT64))
+                  || (want == CONFIG_TYPE_INT && type == CONFIG_TYPE_INT64);
+        if (!ok) {
+            snprintf(err, errlen, "%s:%d: client \"%s\": %s must be %s", path, at, who, k,
+                     type_name(want));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Fills pr from the keys file's entry i. Returns 0 or -1 with err set. */
 static int read_entry(config_setting_t *e, const char *path, const char *dir, const city *c,
                       principal *pr, char *err, size_t errlen)
 {
     int line = config_setting_source_line(e);
+    if (check_settings(e, path, line, err, errlen) != 0) {
+        return -1;
+    }
     const char *name = entry_str(e, "name"), *key = entry_str(e, "key");
     const char *key_file = entry_str(e, "key_file"), *role = entry_str(e, "role");
     const char *scope = entry_str(e, "scope");
@@ -208,23 +269,6 @@ static int read_entry(config_setting_t *e, const char *path, const char *dir, co
             return -1;
         }
         pr->max_in_flight = (uint32_t)ival;
-    }
-    static const char *const known[] = {
-        "name", "key", "key_file", "role", "scope", "reporter", "rate", "burst",
-        "max_in_flight"
-    };
-    for (int i = 0; i < config_setting_length(e); i++) {
-        const char *k = config_setting_name(config_setting_get_elem(e, (unsigned)i));
-        bool ok = false;
-        for (size_t j = 0; j < sizeof known / sizeof known[0] && !ok; j++) {
-            ok = k != NULL && strcmp(k, known[j]) == 0;
-        }
-        if (!ok) {
-            snprintf(err, errlen, "%s:%d: client \"%s\": unknown setting \"%s\" (known: name, "
-                     "key, key_file, role, scope, reporter, rate, burst, max_in_flight)", path,
-                     line, name, k != NULL ? k : "?");
-            return -1;
-        }
     }
     return 0;
 }

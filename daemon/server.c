@@ -193,7 +193,8 @@ static void write_done(writer_op *op, int status)
                      w->is_create ? " with the same request_id" : "");
         w->rc = status;
     } else if (status != 0 && w->err.code == 0) {
-        gl_error_set(&w->err, status, NULL, "the store could not commit; retry");
+        gl_error_set(&w->err, status, NULL, "the store could not commit (%s); nothing was "
+                     "stored: retry", gl_error_name(status));
     }
     if (w->rc != 0) {
         reply_error(s, &w->to, &w->err);
@@ -586,8 +587,10 @@ typedef struct {
 } feed_result;
 
 /* Runs the pull; replies and returns true when it has events, or must be answered now
- * (force: its time is up, or the daemon is stopping). */
-static bool feed_answer(server *s, const reply_to *to, const request_feed *req, bool force)
+ * (force: its time is up, or the daemon is stopping). When it has none, req->after moves
+ * to the head: a parked pull whose filter matched nothing must not scan the same events
+ * again on every commit. */
+static bool feed_answer(server *s, const reply_to *to, request_feed *req, bool force)
 {
     store_reader *r = NULL;
     raw_list events = { NULL, 0, 0 };
@@ -614,6 +617,7 @@ static bool feed_answer(server *s, const reply_to *to, const request_feed *req, 
     }
     if (events.n == 0 && examined == head && !force) {
         done = false;   /* nothing yet: the caller may park it */
+        req->after = examined;
         goto out;
     }
     msgpack_packer pk;

@@ -91,10 +91,12 @@ size_t case_name_mask(gl_str name, char *out, size_t cap)
     if (first > name.n) {
         first = name.n;
     }
-    if (first + 1 <= cap) {
-        memcpy(out, name.p, first);
-        n = first;
+    if (first + 1 > cap) {
+        out[0] = '\0';   /* not even the first character fits: stars alone would mislead */
+        return 0;
     }
+    memcpy(out, name.p, first);
+    n = first;
     for (i = first; i < name.n && n + 2 <= cap; i += utf8_char_len((unsigned char)name.p[i])) {
         out[n++] = '*';
     }
