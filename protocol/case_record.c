@@ -264,6 +264,75 @@ static void unpack_location(const msgpack_object *o, case_location *l)
     l->has_coords = has_lat && has_lon;
 }
 
+/* The record's keys, in the order case_record_pack writes them: a stored record's i-th
+ * key is almost always fields[i], so unpacking (the writer does it for every case it
+ * changes) costs one comparison a key instead of a walk down all the names. */
+enum { F_ID, F_CODE, F_VERSION, F_STATE, F_CHANNEL, F_CATEGORY, F_URGENCY, F_TITLE, F_DESCRIPTION, F_LOCATION, F_REPORTER, F_ATTACHMENTS, F_REQUEST_ID, F_CREATED_BY, F_REPORTED_AT, F_RESOLVED_ON_SPOT, F_UNIT, F_LEVEL, F_ACCEPT_BY, F_RESOLVE_BY, F_CREATED_AT, F_UPDATED_AT, F_SUPERVISED, F_DUPLICATE_OF, F_REOPEN_COUNT, F_RETURN_COUNT, F_RETURNED_BY, F_SATISFACTION, F_REPLY, F_EXTENSION_UNTIL, F_AGENT, F_DISPATCHED_AT, F_ACCEPTED_AT, F_RESOLVED_AT, F_WARN_AT, F_DEADLINES_FIRED, F_DEADLINES_AT, F_COUNT };
+
+#define FIELD(n, f) { n, sizeof(n) - 1, f }
+static const struct {
+    const char *name;
+    uint32_t    len;
+    int         field;
+} record_fields[] = {
+    FIELD("id", F_ID),
+    FIELD("code", F_CODE),
+    FIELD("version", F_VERSION),
+    FIELD("state", F_STATE),
+    FIELD("channel", F_CHANNEL),
+    FIELD("category", F_CATEGORY),
+    FIELD("urgency", F_URGENCY),
+    FIELD("title", F_TITLE),
+    FIELD("description", F_DESCRIPTION),
+    FIELD("location", F_LOCATION),
+    FIELD("reporter", F_REPORTER),
+    FIELD("attachments", F_ATTACHMENTS),
+    FIELD("request_id", F_REQUEST_ID),
+    FIELD("created_by", F_CREATED_BY),
+    FIELD("reported_at", F_REPORTED_AT),
+    FIELD("resolved_on_spot", F_RESOLVED_ON_SPOT),
+    FIELD("unit", F_UNIT),
+    FIELD("level", F_LEVEL),
+    FIELD("accept_by", F_ACCEPT_BY),
+    FIELD("resolve_by", F_RESOLVE_BY),
+    FIELD("created_at", F_CREATED_AT),
+    FIELD("updated_at", F_UPDATED_AT),
+    FIELD("supervised", F_SUPERVISED),
+    FIELD("duplicate_of", F_DUPLICATE_OF),
+    FIELD("reopen_count", F_REOPEN_COUNT),
+    FIELD("return_count", F_RETURN_COUNT),
+    FIELD("returned_by", F_RETURNED_BY),
+    FIELD("satisfaction", F_SATISFACTION),
+    FIELD("reply", F_REPLY),
+    FIELD("extension_until", F_EXTENSION_UNTIL),
+    FIELD("agent", F_AGENT),
+    FIELD("dispatched_at", F_DISPATCHED_AT),
+    FIELD("accepted_at", F_ACCEPTED_AT),
+    FIELD("resolved_at", F_RESOLVED_AT),
+    FIELD("warn_at", F_WARN_AT),
+    FIELD("deadlines_fired", F_DEADLINES_FIRED),
+    FIELD("deadlines_at", F_DEADLINES_AT)
+};
+
+_Static_assert(sizeof record_fields / sizeof record_fields[0] == CASE_RECORD_KEYS,
+               "record_fields must list every key case_record_pack writes, in its order");
+
+static int record_field_of(const msgpack_object *k, uint32_t position)
+{
+    const size_t n_fields = sizeof record_fields / sizeof record_fields[0];
+    uint32_t len = k->via.str.size;
+    if (position < n_fields && record_fields[position].len == len
+        && memcmp(record_fields[position].name, k->via.str.ptr, len) == 0) {
+        return record_fields[position].field;
+    }
+    for (size_t j = 0; j < n_fields; j++) {
+        if (record_fields[j].len == len && memcmp(record_fields[j].name, k->via.str.ptr, len) == 0) {
+            return record_fields[j].field;
+        }
+    }
+    return -1;
+}
+
 int case_record_unpack(const msgpack_object *o, case_record *c)
 {
     bool bad_channel = false;
@@ -277,64 +346,76 @@ int case_record_unpack(const msgpack_object *o, case_record *c)
         if (k->type != MSGPACK_OBJECT_STR) {
             continue;
         }
-        if (key_is(k, "id")) c->id = (uint64_t)obj_int(v);
-        else if (key_is(k, "code")) c->code = obj_str(v);
-        else if (key_is(k, "version")) c->version = (uint64_t)obj_int(v);
-        else if (key_is(k, "state")) c->state = (case_state)case_state_parse(obj_str(v));
-        else if (key_is(k, "channel")) {
+        switch (record_field_of(k, i)) {
+        case F_ID: c->id = (uint64_t)obj_int(v); break;
+        case F_CODE: c->code = obj_str(v); break;
+        case F_VERSION: c->version = (uint64_t)obj_int(v); break;
+        case F_STATE: c->state = (case_state)case_state_parse(obj_str(v)); break;
+        case F_CHANNEL:
             c->channel = v->type == MSGPACK_OBJECT_NIL ? CHANNEL_NONE
                                                        : (case_channel)case_channel_parse(obj_str(v));
             bad_channel = v->type != MSGPACK_OBJECT_NIL && (int)c->channel < 0;
-        }
-        else if (key_is(k, "category")) c->category = obj_str(v);
-        else if (key_is(k, "urgency")) c->urgency = (case_urgency)case_urgency_parse(obj_str(v));
-        else if (key_is(k, "title")) c->title = obj_str(v);
-        else if (key_is(k, "description")) c->description = obj_str(v);
-        else if (key_is(k, "location")) unpack_location(v, &c->location);
-        else if (key_is(k, "reporter")) {
+            break;
+        case F_CATEGORY: c->category = obj_str(v); break;
+        case F_URGENCY: c->urgency = (case_urgency)case_urgency_parse(obj_str(v)); break;
+        case F_TITLE: c->title = obj_str(v); break;
+        case F_DESCRIPTION: c->description = obj_str(v); break;
+        case F_LOCATION: unpack_location(v, &c->location); break;
+        case F_REPORTER: {
             const msgpack_object *name = mp_map_get(v, "name"), *phone = mp_map_get(v, "phone");
             c->reporter_name = name != NULL ? obj_str(name) : GL_STR_NULL;
             c->reporter_phone = phone != NULL ? obj_str(phone) : GL_STR_NULL;
-        } else if (key_is(k, "attachments") && v->type == MSGPACK_OBJECT_ARRAY) {
-            uint32_t n = v->via.array.size;
-            c->n_attachments = n > CASE_MAX_ATTACHMENTS ? CASE_MAX_ATTACHMENTS : n;
-            for (uint32_t j = 0; j < c->n_attachments; j++) {
-                c->attachments[j] = obj_str(&v->via.array.ptr[j]);
-            }
+            break;
         }
-        else if (key_is(k, "request_id")) c->request_id = obj_str(v);
-        else if (key_is(k, "created_by")) c->created_by = obj_str(v);
-        else if (key_is(k, "reported_at")) c->reported_at = obj_int(v);
-        else if (key_is(k, "resolved_on_spot")) c->resolved_on_spot = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
-        else if (key_is(k, "unit")) c->unit = obj_str(v);
-        else if (key_is(k, "level")) c->level = (uint32_t)obj_int(v);
-        else if (key_is(k, "accept_by")) c->accept_by = obj_int(v);
-        else if (key_is(k, "resolve_by")) c->resolve_by = obj_int(v);
-        else if (key_is(k, "created_at")) c->created_at = obj_int(v);
-        else if (key_is(k, "updated_at")) c->updated_at = obj_int(v);
-        else if (key_is(k, "supervised")) c->supervised = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
-        else if (key_is(k, "duplicate_of")) c->duplicate_of = (uint64_t)obj_int(v);
-        else if (key_is(k, "reopen_count")) c->reopen_count = (uint32_t)obj_int(v);
-        else if (key_is(k, "return_count")) c->return_count = (uint32_t)obj_int(v);
-        else if (key_is(k, "reply")) c->reply = obj_str(v);
-        else if (key_is(k, "extension_until")) c->extension_until = obj_int(v);
-        else if (key_is(k, "agent")) c->agent = obj_str(v);
-        else if (key_is(k, "dispatched_at")) c->dispatched_at = obj_int(v);
-        else if (key_is(k, "accepted_at")) c->accepted_at = obj_int(v);
-        else if (key_is(k, "resolved_at")) c->resolved_at = obj_int(v);
-        else if (key_is(k, "warn_at")) c->warn_at = obj_int(v);
-        else if (key_is(k, "deadlines_fired")) c->deadlines_fired = (uint32_t)obj_int(v);
-        else if (key_is(k, "deadlines_at")) c->deadlines_at = obj_int(v);
-        else if (key_is(k, "returned_by") && v->type == MSGPACK_OBJECT_ARRAY) {
-            uint32_t n = v->via.array.size;
-            c->n_returned_by = n > CASE_MAX_RETURNED ? CASE_MAX_RETURNED : n;
-            for (uint32_t j = 0; j < c->n_returned_by; j++) {
-                c->returned_by[j] = obj_str(&v->via.array.ptr[j]);
+        case F_ATTACHMENTS:
+            if (v->type == MSGPACK_OBJECT_ARRAY) {
+                uint32_t n = v->via.array.size;
+                c->n_attachments = n > CASE_MAX_ATTACHMENTS ? CASE_MAX_ATTACHMENTS : n;
+                for (uint32_t j = 0; j < c->n_attachments; j++) {
+                    c->attachments[j] = obj_str(&v->via.array.ptr[j]);
+                }
             }
+            break;
+        case F_REQUEST_ID: c->request_id = obj_str(v); break;
+        case F_CREATED_BY: c->created_by = obj_str(v); break;
+        case F_REPORTED_AT: c->reported_at = obj_int(v); break;
+        case F_RESOLVED_ON_SPOT:
+            c->resolved_on_spot = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+            break;
+        case F_UNIT: c->unit = obj_str(v); break;
+        case F_LEVEL: c->level = (uint32_t)obj_int(v); break;
+        case F_ACCEPT_BY: c->accept_by = obj_int(v); break;
+        case F_RESOLVE_BY: c->resolve_by = obj_int(v); break;
+        case F_CREATED_AT: c->created_at = obj_int(v); break;
+        case F_UPDATED_AT: c->updated_at = obj_int(v); break;
+        case F_SUPERVISED: c->supervised = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean; break;
+        case F_DUPLICATE_OF: c->duplicate_of = (uint64_t)obj_int(v); break;
+        case F_REOPEN_COUNT: c->reopen_count = (uint32_t)obj_int(v); break;
+        case F_RETURN_COUNT: c->return_count = (uint32_t)obj_int(v); break;
+        case F_REPLY: c->reply = obj_str(v); break;
+        case F_EXTENSION_UNTIL: c->extension_until = obj_int(v); break;
+        case F_AGENT: c->agent = obj_str(v); break;
+        case F_DISPATCHED_AT: c->dispatched_at = obj_int(v); break;
+        case F_ACCEPTED_AT: c->accepted_at = obj_int(v); break;
+        case F_RESOLVED_AT: c->resolved_at = obj_int(v); break;
+        case F_WARN_AT: c->warn_at = obj_int(v); break;
+        case F_DEADLINES_FIRED: c->deadlines_fired = (uint32_t)obj_int(v); break;
+        case F_DEADLINES_AT: c->deadlines_at = obj_int(v); break;
+        case F_RETURNED_BY:
+            if (v->type == MSGPACK_OBJECT_ARRAY) {
+                uint32_t n = v->via.array.size;
+                c->n_returned_by = n > CASE_MAX_RETURNED ? CASE_MAX_RETURNED : n;
+                for (uint32_t j = 0; j < c->n_returned_by; j++) {
+                    c->returned_by[j] = obj_str(&v->via.array.ptr[j]);
+                }
+            }
+            break;
+        case F_SATISFACTION: {
+            int sat = case_satisfaction_parse(obj_str(v));
+            c->satisfaction = sat < 0 ? SATISFACTION_NONE : (case_satisfaction)sat;
+            break;
         }
-        else if (key_is(k, "satisfaction")) {
-            int s = case_satisfaction_parse(obj_str(v));
-            c->satisfaction = s < 0 ? SATISFACTION_NONE : (case_satisfaction)s;
+        default: break;   /* a newer daemon's key: skipped */
         }
     }
     if ((int)c->state < 0 || bad_channel || (int)c->urgency < 0 || c->id == 0) {
