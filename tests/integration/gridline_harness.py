@@ -69,6 +69,14 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def wait_dispatched(client, case_id, timeout=10.0):
+    """Polls case.get until the case is `dispatched`; returns it."""
+    def dispatched():
+        case = client.ok("case.get", {"id": case_id})["case"]
+        return case if case["state"] == "dispatched" else None
+    return wait_until(dispatched, timeout, what=f"case {case_id} to be dispatched")
+
+
 def free_port():
     """A TCP port that was free a moment ago (bind port 0, read it, close)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -13,7 +13,7 @@ import time
 import pytest
 import zmq
 
-from gridline_harness import Client, Daemon, ProtocolFailure, build_dir, free_port, pack
+from gridline_harness import Client, Daemon, build_dir, free_port, pack, wait_dispatched
 
 D1_LAMP = {"district": "D01", "street": "D01-S01", "community": "D01-S01-C01",
            "grid": "D01-S01-C01-G01"}
@@ -96,16 +96,6 @@ def create(c, request_id, location=None, category="street_lights", **extra):
             "reporter": {"name": "王小明", "phone": "13812345678"}}
     body.update(extra)
     return c.call("case.create", body)
-
-
-def wait_dispatched(c, case_id, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        case = c.ok("case.get", {"id": case_id})["case"]
-        if case["state"] == "dispatched":
-            return case
-        time.sleep(0.05)
-    raise AssertionError(f"case {case_id} not dispatched within {timeout}s")
 
 
 def forbidden(reply):

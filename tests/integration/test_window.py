@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gridline_harness import Daemon, unique_request_id
+from gridline_harness import Daemon, unique_request_id, wait_dispatched
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +38,6 @@ def body(**over):
     }
     b.update(over)
     return b
-
-
-def wait_dispatched(c, cid, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        case = c.ok("case.get", {"id": cid})["case"]
-        if case["state"] == "dispatched":
-            return case
-        time.sleep(0.05)
-    raise AssertionError(f"case {cid} not dispatched: {case}")
 
 
 def test_settled_at_the_counter_is_resolved_and_evaluated_on_the_spot(c):
