@@ -96,10 +96,12 @@ static void finish_stop(daemon_state *d)
     writer_get_stats(d->writer, &ws);
     routing_get_stats(d->routing, &rs);
     deadlines_get_stats(d->deadlines, &ds);
-    log_info("this run: %llu write(s) in %llu batch(es), largest %zu; %llu case(s) routed; "
-             "%llu deadline(s) acted on", (unsigned long long)ws.ops,
-             (unsigned long long)ws.batches, ws.largest, (unsigned long long)rs.routed,
-             (unsigned long long)ds.acted);
+    log_info("this run: %llu write(s) in %llu batch(es), largest %zu, %.3f ms applying and "
+             "%.3f ms committing a batch on average; %llu case(s) routed; %llu deadline(s) "
+             "acted on", (unsigned long long)ws.ops, (unsigned long long)ws.batches, ws.largest,
+             ws.batches > 0 ? (double)ws.apply_us / 1000.0 / (double)ws.batches : 0.0,
+             ws.batches > 0 ? (double)ws.commit_us / 1000.0 / (double)ws.batches : 0.0,
+             (unsigned long long)rs.routed, (unsigned long long)ds.acted);
     writer_on_batch(d->writer, NULL, NULL);
     broker_on_ready(d->broker, NULL, NULL);
     broker_destroy(&d->broker);

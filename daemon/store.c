@@ -39,7 +39,10 @@ enum {
 
 struct store {
     MDB_env         *env;
-    MDB_dbi          meta, cases, codes, events, history, idem, index;
+    /* index: keys that carry their own order (deadlines, created time, duplicate
+     * candidates). post: the posting lists of the list filters, a tag and value each
+     * with its cases' ids as sorted 8-byte duplicates (since schema 3). */
+    MDB_dbi          meta, cases, codes, events, history, idem, index, post;
     char             code_prefix[16];
     int              utc_offset_min;
     /* Owned by the writer thread; published at commit. */
@@ -122,7 +125,7 @@ static uint64_t last_key_of(MDB_txn *txn, MDB_dbi dbi)
     return last;
 }
 
-static int add_unit_state_index(store *s, MDB_txn *txn, uint64_t *n);
+static int rebuild_postings(store *s, MDB_txn *txn, uint64_t *n);
 
 static int check_schema(store *s, MDB_txn *txn, const char *dir, char *err, size_t errlen)
 {
@@ -144,19 +147,20 @@ static int check_schema(store *s, MDB_txn *txn, const char *dir, char *err, size
     }
     const unsigned char *b = v.mv_data;
     unsigned ver = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
-    if (ver == 1) {
-        /* Schema 2 added the unit-and-state index: build it, in the opening transaction,
-         * so a crash half way leaves schema 1 as it was. */
+    if (ver == 1 || ver == 2) {
+        /* Schema 2 added the unit-and-state index, schema 3 moved the list filters'
+         * entries into posting lists. Both are rebuilt from the cases, in the opening
+         * transaction, so a crash half way leaves the old schema as it was. */
         uint64_t n = 0;
         unsigned char nver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
         MDB_val nv = val_of(nver, 4);
-        if (add_unit_state_index(s, txn, &n) != 0 || mdb_put(txn, s->meta, &k, &nv, 0) != 0) {
-            snprintf(err, errlen, "data directory %s: cannot upgrade schema 1 to %d (is the "
-                     "disk full?)", dir, STORE_SCHEMA_VERSION);
+        if (rebuild_postings(s, txn, &n) != 0 || mdb_put(txn, s->meta, &k, &nv, 0) != 0) {
+            snprintf(err, errlen, "data directory %s: cannot upgrade schema %u to %d (is the "
+                     "disk full?)", dir, ver, STORE_SCHEMA_VERSION);
             return -1;
         }
-        log_info("store %s: upgraded schema 1 to %d: %llu case(s) indexed by unit and state",
-                 dir, STORE_SCHEMA_VERSION, (unsigned long long)n);
+        log_info("store %s: upgraded schema %u to %d: the list indexes of %llu case(s) rebuilt",
+                 dir, ver, STORE_SCHEMA_VERSION, (unsigned long long)n);
         return 0;
     }
     if (ver != STORE_SCHEMA_VERSION) {
@@ -196,7 +200,7 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
     mdb_env_set_maxdbs(s->env, 16);
     /* MDB_NOTLS: read transactions are not tied to a thread's slot, so the loop can
      * keep one and renew it. No MDB_NOSYNC, no MDB_NOMETASYNC: full durability. */
-    rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0640);
+    rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0640);
     if (rc != 0) {
         snprintf(err, errlen, "cannot open the store in %s: %s", dir, mdb_strerror(rc));
         goto fail;
@@ -206,13 +210,13 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
         snprintf(err, errlen, "cannot open the store in %s: %s", dir, mdb_strerror(rc));
         goto fail;
     }
-    struct { const char *name; MDB_dbi *dbi; } dbs[] = {
-        { "meta", &s->meta }, { "cases", &s->cases }, { "codes", &s->codes },
-        { "events", &s->events }, { "history", &s->history }, { "idem", &s->idem },
-        { "index", &s->index },
+    struct { const char *name; MDB_dbi *dbi; unsigned flags; } dbs[] = {
+        { "meta", &s->meta, 0 }, { "cases", &s->cases, 0 }, { "codes", &s->codes, 0 },
+        { "events", &s->events, 0 }, { "history", &s->history, 0 }, { "idem", &s->idem, 0 },
+        { "index", &s->index, 0 }, { "post", &s->post, MDB_DUPSORT | MDB_DUPFIXED },
     };
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-        if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)) != 0) {
+        if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE | dbs[i].flags, dbs[i].dbi)) != 0) {
             snprintf(err, errlen, "cannot open database %s in %s: %s", dbs[i].name, dir,
                      mdb_strerror(rc));
             goto fail;
@@ -335,17 +339,21 @@ void store_write_abort(store_txn **tp)
     *tp = NULL;
 }
 
-/* An index key: tag, value, NUL, id. Values never hold NUL (text is validated), so
- * the NUL ends the value and one value's keys sort together, in id order. */
-static size_t index_key(unsigned char *out, int tag, gl_str value, uint64_t id)
+/* A posting key: tag, value. Its data are the ids of the cases holding that value, as
+ * 8-byte big-endian duplicates, so they sort in id order and pack 500 to a page. */
+static size_t posting_key(unsigned char *out, int tag, gl_str value)
 {
-    size_t n = 0;
-    out[n++] = (unsigned char)tag;
-    memcpy(out + n, value.p, value.n);
-    n += value.n;
-    out[n++] = 0;
-    mp_put_be64(out + n, id);
-    return n + 8;
+    out[0] = (unsigned char)tag;
+    memcpy(out + 1, value.p, value.n);
+    return 1 + value.n;
+}
+
+/* The tags whose entries are posting lists (in post); the others stay in index. */
+static bool tag_is_posting(int tag)
+{
+    return tag == TAG_STATE || tag == TAG_CHANNEL || tag == TAG_UNIT || tag == TAG_UNIT_STATE
+           || tag == TAG_DISTRICT || tag == TAG_STREET || tag == TAG_COMMUNITY
+           || tag == TAG_GRID || tag == TAG_CATEGORY || tag == TAG_PHONE;
 }
 
 static size_t index_key_time(unsigned char *out, int64_t at, uint64_t id)
@@ -364,19 +372,30 @@ static size_t index_key_time(unsigned char *out, int64_t at, uint64_t id)
 typedef struct {
     unsigned char key[INDEX_KEYS_MAX][INDEX_KEY_CAP];
     size_t        len[INDEX_KEYS_MAX];
-    unsigned char val[INDEX_KEYS_MAX][24];   /* duplicate keys: duplicate_of, lat, lon */
+    /* posting lists: the id; duplicate keys: duplicate_of, lat, lon */
+    unsigned char val[INDEX_KEYS_MAX][24];
     size_t        vlen[INDEX_KEYS_MAX];
+    bool          posting[INDEX_KEYS_MAX];   /* in post, not index */
     size_t        n;
 } index_keys;
 
-static void keys_add_str(index_keys *k, int tag, gl_str value, uint64_t id)
+static void keys_add_posting(index_keys *k, int tag, gl_str value, uint64_t id)
 {
-    if (value.n == 0 || value.n > REQUEST_MAX_CODE || k->n == INDEX_KEYS_MAX) {
+    if (value.n == 0 || value.n > REQUEST_MAX_CODE + 2 || k->n == INDEX_KEYS_MAX) {
         return;
     }
-    k->len[k->n] = index_key(k->key[k->n], tag, value, id);
-    k->vlen[k->n] = 0;
+    k->len[k->n] = posting_key(k->key[k->n], tag, value);
+    mp_put_be64(k->val[k->n], id);
+    k->vlen[k->n] = 8;
+    k->posting[k->n] = true;
     k->n++;
+}
+
+static void keys_add_str(index_keys *k, int tag, gl_str value, uint64_t id)
+{
+    if (value.n <= REQUEST_MAX_CODE) {
+        keys_add_posting(k, tag, value, id);
+    }
 }
 
 /* The value of a TAG_UNIT_STATE key: unit, '/', the state's digit. Returns its length
@@ -392,13 +411,11 @@ static size_t unit_state_value(char *out, gl_str unit, int state)
 static void keys_add_unit_state(index_keys *k, const case_record *c)
 {
     char v[REQUEST_MAX_CODE + 2];
-    if (c->unit.n == 0 || c->unit.n > REQUEST_MAX_CODE || k->n == INDEX_KEYS_MAX) {
+    if (c->unit.n == 0 || c->unit.n > REQUEST_MAX_CODE) {
         return;
     }
-    k->len[k->n] = index_key(k->key[k->n], TAG_UNIT_STATE,
-                             gl_str_of(v, unit_state_value(v, c->unit, (int)c->state)), c->id);
-    k->vlen[k->n] = 0;
-    k->n++;
+    keys_add_posting(k, TAG_UNIT_STATE,
+                     gl_str_of(v, unit_state_value(v, c->unit, (int)c->state)), c->id);
 }
 
 static void put_double(unsigned char *out, double d)
@@ -446,6 +463,7 @@ static void keys_add_dup(index_keys *k, int tag, const case_record *c, gl_str pl
     k->len[k->n] = dup_key(k->key[k->n], tag, c->category, place, c->created_at, c->id);
     mp_put_be64(k->val[k->n], c->duplicate_of);
     k->vlen[k->n] = 8;
+    k->posting[k->n] = false;
     if (c->location.has_coords) {
         put_double(k->val[k->n] + 8, c->location.lat);
         put_double(k->val[k->n] + 16, c->location.lon);
@@ -471,6 +489,7 @@ static void keys_add_deadline(index_keys *k, int64_t due, uint64_t id, deadline_
     }
     k->len[k->n] = deadline_key(k->key[k->n], due, id, kind);
     k->vlen[k->n] = 0;
+    k->posting[k->n] = false;
     k->n++;
 }
 
@@ -521,17 +540,34 @@ static void index_keys_of(const case_record *c, index_keys *k)
     }
     k->len[k->n] = index_key_time(k->key[k->n], c->created_at, c->id);
     k->vlen[k->n] = 0;
+    k->posting[k->n] = false;
     k->n++;
 }
 
-/* Schema 1 -> 2: a TAG_UNIT_STATE entry for every case with a unit. */
-static int add_unit_state_index(store *s, MDB_txn *txn, uint64_t *n)
+/* Schemas 1 and 2 -> 3: the list filters' entries were keys of index (tag, value, NUL,
+ * id). They are dropped, and every case's posting entries written from the case. */
+static int rebuild_postings(store *s, MDB_txn *txn, uint64_t *n)
 {
     MDB_cursor *cur;
     MDB_val k, v;
     msgpack_zone zone;
     int rc;
-    if (mdb_cursor_open(txn, s->cases, &cur) != 0) {
+    if (mdb_cursor_open(txn, s->index, &cur) != 0) {
+        return -1;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
+        if (tag_is_posting(((const unsigned char *)k.mv_data)[0])) {
+            if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+                break;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        } else {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND || mdb_drop(txn, s->post, 0) != 0
+        || mdb_cursor_open(txn, s->cases, &cur) != 0) {
         return -1;
     }
     msgpack_zone_init(&zone, 4096);
@@ -545,15 +581,18 @@ static int add_unit_state_index(store *s, MDB_txn *txn, uint64_t *n)
             rc = -1;
             break;
         }
-        keys.n = 0;
-        keys_add_unit_state(&keys, &c);
-        if (keys.n == 1) {
-            MDB_val ik = val_of(keys.key[0], keys.len[0]), iv = val_of("", 0);
-            if ((rc = mdb_put(txn, s->index, &ik, &iv, 0)) != 0) {
-                break;
+        index_keys_of(&c, &keys);
+        for (size_t i = 0; i < keys.n && rc == 0; i++) {
+            if (keys.posting[i]) {
+                MDB_val ik = val_of(keys.key[i], keys.len[i]);
+                MDB_val iv = val_of(keys.val[i], keys.vlen[i]);
+                rc = mdb_put(txn, s->post, &ik, &iv, 0);
             }
-            (*n)++;
         }
+        if (rc != 0) {
+            break;
+        }
+        (*n)++;
     }
     msgpack_zone_destroy(&zone);
     mdb_cursor_close(cur);
@@ -579,7 +618,7 @@ static bool keys_same_value(const index_keys *a, size_t i, const index_keys *b, 
 static int index_put(store_txn *t, const index_keys *ks, size_t i, unsigned flags)
 {
     MDB_val k = val_of(ks->key[i], ks->len[i]), v = val_of(ks->val[i], ks->vlen[i]);
-    int rc = mdb_put(t->txn, t->s->index, &k, &v, flags);
+    int rc = mdb_put(t->txn, ks->posting[i] ? t->s->post : t->s->index, &k, &v, flags);
     return rc == 0 ? 0 : lmdb_code(rc);
 }
 
@@ -612,8 +651,9 @@ static int index_update_case(store_txn *t, const case_record *old, const case_re
     index_keys_of(c, kn);
     for (size_t i = 0; i < ko->n && rc == 0; i++) {
         if (keys_find(kn, ko->key[i], ko->len[i]) < 0) {
-            MDB_val k = val_of(ko->key[i], ko->len[i]);
-            int r = mdb_del(t->txn, t->s->index, &k, NULL);
+            MDB_val k = val_of(ko->key[i], ko->len[i]), v = val_of(ko->val[i], ko->vlen[i]);
+            int r = ko->posting[i] ? mdb_del(t->txn, t->s->post, &k, &v)
+                                   : mdb_del(t->txn, t->s->index, &k, NULL);
             rc = r == 0 || r == MDB_NOTFOUND ? 0 : lmdb_code(r);
         }
     }
@@ -1725,8 +1765,7 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
     gl_str value = GL_STR_NULL;
     char onebyte[REQUEST_MAX_CODE + 2];
     int tag = driver_of(f, &value, onebyte);
-    unsigned char kb[INDEX_KEY_MAX + REQUEST_MAX_CODE];
-    size_t prefix = 0;
+    unsigned char kb[INDEX_KEY_MAX + REQUEST_MAX_CODE], idb[8];
     MDB_cursor *cur;
     MDB_val k, v;
     uint32_t found = 0, examined = 0;
@@ -1741,10 +1780,10 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
         if (value.n > REQUEST_MAX_CODE + 2) {
             return 0;
         }
-        size_t n = index_key(kb, tag, value, after + 1);
-        prefix = n - 8;
-        k = val_of(kb, n);
-        rc = mdb_cursor_open(r->txn, s->index, &cur);
+        k = val_of(kb, posting_key(kb, tag, value));
+        mp_put_be64(idb, after + 1);
+        v = val_of(idb, 8);
+        rc = mdb_cursor_open(r->txn, s->post, &cur);
     } else {
         uint64_t start = after + 1;
         if (f->created_from != INT64_MIN) {
@@ -1762,14 +1801,15 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
         return GL_EINTERNAL;
     }
 
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = mdb_cursor_get(cur, &k, &v, tag != 0 ? MDB_GET_BOTH_RANGE : MDB_SET_RANGE);
     while (rc == 0) {
         uint64_t id;
         if (tag != 0) {
-            if (k.mv_size != prefix + 8 || memcmp(k.mv_data, kb, prefix) != 0) {
+            if (v.mv_size != 8) {
+                out = GL_EINTERNAL;
                 break;
             }
-            id = mp_get_be64((const unsigned char *)k.mv_data + prefix);
+            id = mp_get_be64(v.mv_data);
         } else {
             id = mp_get_be64(k.mv_data);
         }
@@ -1809,7 +1849,7 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
             }
             found += took == 0;
         }
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        rc = mdb_cursor_get(cur, &k, &v, tag != 0 ? MDB_NEXT_DUP : MDB_NEXT);
     }
     mdb_cursor_close(cur);
     return out;

@@ -43,11 +43,16 @@ static void list_append(writer_op **head, writer_op **tail, writer_op *first, wr
     *tail = last;
 }
 
-static uint64_t monotonic_ms(void)
+static uint64_t monotonic_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    return monotonic_us() / 1000;
 }
 
 static void *writer_main(void *arg)
@@ -92,6 +97,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->lock);
 
         store_txn *txn = NULL;
+        uint64_t t0 = monotonic_us(), t1 = t0;
         int status = store_write_begin(w->store, &txn);
         if (status == 0) {
             for (writer_op *op = first; op != NULL; op = op->next) {
@@ -99,6 +105,7 @@ static void *writer_main(void *arg)
                     break;
                 }
             }
+            t1 = monotonic_us();
             if (status == 0) {
                 status = store_write_commit(&txn);
             } else {
@@ -111,7 +118,10 @@ static void *writer_main(void *arg)
                       ? ": the LMDB map (--map-size) or the disk is full" : "");
         }
 
+        uint64_t t2 = monotonic_us();
         pthread_mutex_lock(&w->lock);
+        w->stats.apply_us += t1 - t0;
+        w->stats.commit_us += t2 - t1;
         if (status == 0) {
             w->stats.batches++;
             w->stats.ops += n;

@@ -42,6 +42,8 @@ typedef struct {
     uint64_t ops;          /* operations in them */
     uint64_t failed;       /* batches that could not commit */
     size_t   largest;      /* the largest batch so far */
+    uint64_t apply_us;     /* time spent applying operations, in all batches */
+    uint64_t commit_us;    /* time spent committing (page writes and syncs) */
 } writer_stats;
 
 /* Starts the writer thread. Returns NULL on failure. */

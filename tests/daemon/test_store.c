@@ -494,9 +494,53 @@ static int dispatch(store *s, const city *c, const route_decision *d, int64_t no
     return rc;
 }
 
-/* A schema-1 store (no unit-and-state index) is upgraded at open: the index is built,
- * so a unit's list by state finds the cases dispatched before the upgrade. */
-static void test_schema_1_is_upgraded_with_the_unit_state_index(void **state)
+/* Rewrites the store as an older schema wrote it: every posting (tag+value -> id) back
+ * into index as a key of its own (tag, value, NUL, id), without the unit-and-state
+ * entries ('v') for schema 1, and the posting database emptied. */
+static void make_legacy_schema(const char *dir, unsigned version)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, index, post;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int moved = 0;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_dbi_open(txn, "index", 0, &index), 0);
+    assert_int_equal(mdb_dbi_open(txn, "post", MDB_DUPSORT | MDB_DUPFIXED, &post), 0);
+    assert_int_equal(mdb_cursor_open(txn, post, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        unsigned char old[128];
+        assert_true(k.mv_size + 1 + v.mv_size <= sizeof old && v.mv_size == 8);
+        if (version == 1 && ((const char *)k.mv_data)[0] == 'v') {
+            continue;
+        }
+        memcpy(old, k.mv_data, k.mv_size);
+        old[k.mv_size] = 0;
+        memcpy(old + k.mv_size + 1, v.mv_data, 8);
+        MDB_val ok = { k.mv_size + 9, old }, ov = { 0, "" };
+        assert_int_equal(mdb_put(txn, index, &ok, &ov, 0), 0);
+        moved++;
+    }
+    mdb_cursor_close(cur);
+    assert_true(moved > 0);
+    assert_int_equal(mdb_drop(txn, post, 0), 0);
+    unsigned char ver[4] = { 0, 0, 0, (unsigned char)version };
+    MDB_val sk = { 6, "schema" }, sv = { 4, ver };
+    assert_int_equal(mdb_put(txn, meta, &sk, &sv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A store of an older schema is upgraded at open: its list entries become posting
+ * lists (schema 3) and, from schema 1, the unit-and-state entries are built. Every
+ * list filter then finds what it found before; nothing is left in the old layout. */
+static void upgrade_from(void **state, unsigned version)
 {
     fixture *f = *state;
     city *c = test_city();
@@ -506,41 +550,14 @@ static void test_schema_1_is_upgraded_with_the_unit_state_index(void **state)
     for (int i = 0; i < 3; i++) {
         char key[8];
         snprintf(key, sizeof key, "k%d", i);
-        request_create r = fixture_request(key, "D01", "street_lights", "1");
+        request_create r = fixture_request(key, "D01", "street_lights", "13800000001");
         assert_int_equal(create(f->s, &r, T0 + i, &out, &err), 0);
         free(out.data);
         route_decision d = decision((uint64_t)i + 1, 1, "D01-S01-OFFICE");
         assert_int_equal(dispatch(f->s, c, &d, T0 + 100, &err), 0);
     }
     store_destroy(&f->s);
-
-    /* Make it what schema 1 wrote: no 'v' entries, version 1. */
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi meta, index;
-    MDB_cursor *cur;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    assert_int_equal(mdb_dbi_open(txn, "index", 0, &index), 0);
-    assert_int_equal(mdb_cursor_open(txn, index, &cur), 0);
-    MDB_val k = { 1, "v" }, v;
-    int removed = 0;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && ((const char *)k.mv_data)[0] == 'v') {
-        assert_int_equal(mdb_cursor_del(cur, 0), 0);
-        removed++;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-    }
-    mdb_cursor_close(cur);
-    assert_int_equal(removed, 3);
-    unsigned char v1[4] = { 0, 0, 0, 1 };
-    MDB_val sk = { 6, "schema" }, sv = { 4, v1 };
-    assert_int_equal(mdb_put(txn, meta, &sk, &sv, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    make_legacy_schema(f->dir, version);
 
     f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
     assert_non_null(f->s);
@@ -551,9 +568,63 @@ static void test_schema_1_is_upgraded_with_the_unit_state_index(void **state)
     flt.unit = gl_str_c("D01-S01-OFFICE");
     list(f->s, &flt, 0, 50, 1000, &l, &next);
     assert_int_equal(l.n, 3);
+    flt = no_filter();
+    flt.reporter_phone = gl_str_c("13800000001");
+    list(f->s, &flt, 1, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.ids[0], 2);
+    flt = no_filter();
+    flt.category = gl_str_c("street_lights");
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 3);
+    flt = no_filter();
+    flt.state = CASE_REGISTERED;
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 0);
+
+    /* And the next case goes on in the new layout alone. */
+    request_create r = fixture_request("k9", "D01", "street_lights", "13800000001");
+    assert_int_equal(create(f->s, &r, T0 + 10, &out, &err), 0);
+    free(out.data);
+    flt = no_filter();
+    flt.state = CASE_REGISTERED;
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.ids[0], 4);
+    store_destroy(&f->s);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi index;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "index", 0, &index), 0);
+    assert_int_equal(mdb_cursor_open(txn, index, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        assert_non_null(strchr("xyD~", ((const char *)k.mv_data)[0]));
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
+    assert_non_null(f->s);
     city_destroy(&c);
 }
 
+static void test_schema_1_is_upgraded_with_the_unit_state_index(void **state)
+{
+    upgrade_from(state, 1);
+}
+
+static void test_schema_2_is_upgraded_to_posting_lists(void **state)
+{
+    upgrade_from(state, 2);
+}
 
 static void test_dispatch_moves_the_case_and_sets_deadlines(void **state)
 {
@@ -719,6 +790,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_created_case_reads_back_by_id_and_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_1_is_upgraded_with_the_unit_state_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_2_is_upgraded_to_posting_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_same_request_replays_the_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_different_request_is_a_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sender_scopes_the_request_id, setup, teardown),
