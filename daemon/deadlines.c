@@ -25,6 +25,7 @@ struct deadlines {
     uint64_t         hold_until;   /* uv_now(): after a task went badly, wait till then */
     deadlines_stats  stats;
     msgpack_sbuffer  items, task;
+    msgpack_sbuffer  wire;              /* one case's wire map (the store keeps another form) */
     store_reader    *rd;           /* while a task is being built */
     uint32_t         n_items;
     uint64_t         ids[ESCALATE_MAX_ITEMS];
@@ -82,12 +83,13 @@ static int add_due(void *arg, uint64_t id, deadline_kind kind, int64_t due)
             return 0;
         }
     }
-    if (store_read_case(d->rd, id, &raw) != 0) {
+    msgpack_sbuffer_clear(&d->wire);
+    if (store_read_case(d->rd, id, &raw) != 0 || store_case_wire(raw, 0, &d->wire) != 0) {
         return 0;
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, &d->items, msgpack_sbuffer_write);
-    if (escalate_task_pack_item(&pk, raw, kind) != 0) {
+    if (escalate_task_pack_item(&pk, gl_str_of(d->wire.data, d->wire.size), kind) != 0) {
         return 1;
     }
     d->ids[d->n_items++] = id;
@@ -178,6 +180,7 @@ deadlines *deadlines_new(uv_loop_t *loop, store *st, writer *w, broker *b, const
     d->city = c;
     msgpack_sbuffer_init(&d->items);
     msgpack_sbuffer_init(&d->task);
+    msgpack_sbuffer_init(&d->wire);
     taskflow_spec spec = {
         .name = "deadlines", .service = ESCALATE_SERVICE,
         .decision_size = sizeof(escalate_decision), .decode = decode, .apply = apply,
@@ -187,6 +190,7 @@ deadlines *deadlines_new(uv_loop_t *loop, store *st, writer *w, broker *b, const
     if (d->flow == NULL) {
         msgpack_sbuffer_destroy(&d->items);
         msgpack_sbuffer_destroy(&d->task);
+        msgpack_sbuffer_destroy(&d->wire);
         free(d);
         return NULL;
     }
@@ -221,6 +225,7 @@ static void on_closed(uv_handle_t *h)
     deadlines *d = h->data;
     msgpack_sbuffer_destroy(&d->items);
     msgpack_sbuffer_destroy(&d->task);
+    msgpack_sbuffer_destroy(&d->wire);
     taskflow_destroy(&d->flow);
     free(d);
 }

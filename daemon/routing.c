@@ -28,6 +28,7 @@ struct routing {
     bool            stopped;
     routing_stats   stats;
     msgpack_sbuffer items;         /* a task's items while it is being built */
+    msgpack_sbuffer wire;          /* one case's wire map (the store keeps another form) */
     msgpack_sbuffer task;
     uint32_t        n_items;
     uint64_t        seen_max;      /* the largest id the current look has passed */
@@ -98,8 +99,14 @@ static int collect_one(void *arg, gl_str raw, const case_record *c)
     uint32_t n = store_route_candidates(cx->rd, c, r->city->dup_window_ms, cands,
                                         ROUTE_MAX_CANDIDATES);
     msgpack_packer pk;
+    (void)raw;
+    msgpack_sbuffer_clear(&r->wire);
+    msgpack_packer_init(&pk, &r->wire, msgpack_sbuffer_write);
+    if (case_record_pack(&pk, c, 0) != 0) {
+        return GL_EINTERNAL;
+    }
     msgpack_packer_init(&pk, &r->items, msgpack_sbuffer_write);
-    if (route_task_pack_item(&pk, raw, cands, n) != 0) {
+    if (route_task_pack_item(&pk, gl_str_of(r->wire.data, r->wire.size), cands, n) != 0) {
         return GL_EINTERNAL;
     }
     r->ids[r->n_items++] = c->id;
@@ -195,6 +202,7 @@ routing *routing_new(uv_loop_t *loop, store *st, writer *w, broker *b, const cit
     r->broker = b;
     r->city = c;
     msgpack_sbuffer_init(&r->items);
+    msgpack_sbuffer_init(&r->wire);
     msgpack_sbuffer_init(&r->task);
     taskflow_spec spec = {
         .name = "routing", .service = ROUTE_SERVICE, .decision_size = sizeof(route_decision),
@@ -203,6 +211,7 @@ routing *routing_new(uv_loop_t *loop, store *st, writer *w, broker *b, const cit
     r->flow = taskflow_new(w, b, &spec);
     if (r->flow == NULL) {
         msgpack_sbuffer_destroy(&r->items);
+        msgpack_sbuffer_destroy(&r->wire);
         msgpack_sbuffer_destroy(&r->task);
         free(r->ids);
         free(r);
@@ -240,6 +249,7 @@ static void on_closed(uv_handle_t *h)
 {
     routing *r = h->data;
     msgpack_sbuffer_destroy(&r->items);
+    msgpack_sbuffer_destroy(&r->wire);
     msgpack_sbuffer_destroy(&r->task);
     taskflow_destroy(&r->flow);
     free(r->ids);

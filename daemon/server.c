@@ -141,25 +141,16 @@ static void pack_raw(server *s, gl_str raw)
     msgpack_sbuffer_write(&s->out, raw.p, raw.n);
 }
 
-/* A stored case as `who` may see it: as stored, or re-packed with the reporter masked. */
+/* A stored case as `who` may see it: its wire map, with the reporter masked for some. */
 static void pack_case(server *s, const principal *who, gl_str raw)
 {
-    unsigned flags = access_pack_flags(who);
-    msgpack_object o;
-    case_record c;
-    msgpack_zone zone;
-    if (flags == 0) {
-        pack_raw(s, raw);
-        return;
+    size_t mark = s->out.size;
+    if (store_case_wire(raw, access_pack_flags(who), &s->out) != 0) {
+        s->out.size = mark;   /* never a half-written map, never the unmasked bytes */
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &s->out, msgpack_sbuffer_write);
+        msgpack_pack_nil(&pk);
     }
-    msgpack_zone_init(&zone, 2048);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &s->out, msgpack_sbuffer_write);
-    if (mp_unpack(raw.p, raw.n, &zone, &o) != 0 || case_record_unpack(&o, &c) != 0
-        || case_record_pack(&pk, &c, flags) != 0) {
-        msgpack_pack_nil(&pk);   /* never the unmasked bytes */
-    }
-    msgpack_zone_destroy(&zone);
 }
 
 /* --- case.create and case.act --- */

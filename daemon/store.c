@@ -837,7 +837,7 @@ static int case_create(store_txn *t, gl_str sender, const request_create *r, int
     msgpack_packer pk;
     msgpack_sbuffer_clear(&s->wbuf);
     msgpack_packer_init(&pk, &s->wbuf, msgpack_sbuffer_write);
-    if (case_record_pack(&pk, &c, 0) != 0) {
+    if (case_record_pack_stored(&pk, &c) != 0) {
         return gl_error_set(err, GL_EINTERNAL, NULL, "out of memory packing a case");
     }
     unsigned char idb[8];
@@ -930,7 +930,7 @@ static int rewrite_case(store_txn *t, const case_record *old, const case_record 
     int rc;
     msgpack_sbuffer_clear(&t->s->wbuf);
     msgpack_packer_init(&pk, &t->s->wbuf, msgpack_sbuffer_write);
-    if (case_record_pack(&pk, c, 0) != 0) {
+    if (case_record_pack_stored(&pk, c) != 0) {
         return GL_EINTERNAL;
     }
     mp_put_be64(kb, c->id);
@@ -1444,6 +1444,34 @@ void store_read_end(store_reader **rp)
     msgpack_zone_clear(&r->zone);
     r->active = false;
     *rp = NULL;
+}
+
+int store_case_decode(gl_str raw, msgpack_zone *zone, case_record *c)
+{
+    msgpack_object o;
+    msgpack_zone_clear(zone);
+    if (mp_unpack(raw.p, raw.n, zone, &o) != 0 || case_record_unpack(&o, c) != 0) {
+        return GL_EINTERNAL;
+    }
+    return 0;
+}
+
+int store_case_wire(gl_str raw, unsigned flags, msgpack_sbuffer *out)
+{
+    msgpack_zone zone;
+    case_record c;
+    msgpack_packer pk;
+    int rc;
+    if (!msgpack_zone_init(&zone, 2048)) {
+        return GL_EINTERNAL;
+    }
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    rc = store_case_decode(raw, &zone, &c);
+    if (rc == 0 && case_record_pack(&pk, &c, flags) != 0) {
+        rc = GL_EINTERNAL;
+    }
+    msgpack_zone_destroy(&zone);
+    return rc;
 }
 
 int store_read_case(store_reader *r, uint64_t id, gl_str *raw)

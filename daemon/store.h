@@ -166,8 +166,18 @@ void store_read_end(store_reader **r);
  * thread. */
 int store_read_begin_private(store *s, store_reader **r);
 
-/* The case's MessagePack map, valid until store_read_end. Returns 0 or GL_ENOT_FOUND. */
+/* The case in its stored form (case_record_pack_stored), valid until store_read_end.
+ * Returns 0 or GL_ENOT_FOUND. Decode it with store_case_decode; send it as
+ * store_case_wire makes it. */
 int store_read_case(store_reader *r, uint64_t id, gl_str *raw);
+
+/* Decodes a stored case (either form a store has written) into c, whose strings point
+ * into raw; zone is scratch, cleared first. Returns 0 or GL_EINTERNAL. */
+int store_case_decode(gl_str raw, msgpack_zone *zone, case_record *c);
+
+/* Appends a stored case's wire map (case_record_pack with flags) to out. Returns 0, or
+ * GL_EINTERNAL when raw does not decode (nothing appended) or out cannot grow. */
+int store_case_wire(gl_str raw, unsigned flags, msgpack_sbuffer *out);
 int store_read_case_by_code(store_reader *r, gl_str code, gl_str *raw);
 
 /* Calls fn for each event of the case, oldest first; stops early (and returns what fn

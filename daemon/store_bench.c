@@ -95,7 +95,8 @@ static int fill(store *st, const city *c, uint64_t n, unsigned resolved_pct, uin
     int grids[4096];
     int n_grids = grid_cells(c, grids, 4096);
     uint64_t start_id = store_case_count(st);
-    double t0 = now_s();
+    double t0 = now_s(), applying = 0, committing = 0;
+    uint64_t batches = 0;
     char rid[64], phone[32];
     gl_error err;
     for (uint64_t done = 0; done < n;) {
@@ -105,6 +106,7 @@ static int fill(store *st, const city *c, uint64_t n, unsigned resolved_pct, uin
             return -1;
         }
         uint64_t upto = done + batch < n ? done + batch : n;
+        double ta = now_s();
         for (; done < upto; done++) {
             uint64_t k = start_id + done;
             request_create r;
@@ -159,10 +161,14 @@ static int fill(store *st, const city *c, uint64_t n, unsigned resolved_pct, uin
                 }
             }
         }
+        double tc = now_s();
         if (store_write_commit(&txn) != 0) {
             fprintf(stderr, "store-bench: commit failed (disk or map full? --map-size)\n");
             return -1;
         }
+        applying += tc - ta;
+        committing += now_s() - tc;
+        batches++;
         if (done % (batch * 100) == 0 || done == n) {
             double el = now_s() - t0;
             fprintf(stderr, "store-bench: %" PRIu64 " cases in %.1f s (%.0f/s)\n", done, el,
@@ -171,8 +177,10 @@ static int fill(store *st, const city *c, uint64_t n, unsigned resolved_pct, uin
     }
     double el = now_s() - t0;
     printf("fill: %" PRIu64 " cases in %.1f s, %.0f cases/s (create + dispatch%s, batches of "
-           "%" PRIu64 ")\n", n, el, (double)n / el, resolved_pct > 0 ? " + accept + resolve"
-           : "", batch);
+           "%" PRIu64 "): applying %.2f us a case, committing %.2f ms a batch\n", n, el,
+           (double)n / el, resolved_pct > 0 ? " + accept + resolve" : "", batch,
+           n > 0 ? applying * 1e6 / (double)n : 0.0,
+           batches > 0 ? committing * 1e3 / (double)batches : 0.0);
     return 0;
 }
 

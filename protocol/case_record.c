@@ -208,6 +208,78 @@ int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
     return rc != 0 ? -1 : 0;
 }
 
+/* The stored form's elements, in order. Appending is the only change a later form
+ * may make without a new CASE_STORED_FORM: old readers skip what they do not know. */
+enum {
+    S_FORM, S_ID, S_CODE, S_VERSION, S_STATE, S_CHANNEL, S_CATEGORY, S_URGENCY, S_TITLE,
+    S_DESCRIPTION, S_DISTRICT, S_STREET, S_COMMUNITY, S_GRID, S_ADDRESS, S_LAT, S_LON,
+    S_REPORTER_NAME, S_REPORTER_PHONE, S_ATTACHMENTS, S_REQUEST_ID, S_CREATED_BY,
+    S_REPORTED_AT, S_RESOLVED_ON_SPOT, S_UNIT, S_LEVEL, S_ACCEPT_BY, S_RESOLVE_BY,
+    S_CREATED_AT, S_UPDATED_AT, S_SUPERVISED, S_DUPLICATE_OF, S_REOPEN_COUNT,
+    S_RETURN_COUNT, S_RETURNED_BY, S_SATISFACTION, S_REPLY, S_EXTENSION_UNTIL, S_AGENT,
+    S_DISPATCHED_AT, S_ACCEPTED_AT, S_RESOLVED_AT, S_WARN_AT, S_DEADLINES_FIRED,
+    S_DEADLINES_AT,
+    S_COUNT
+};
+
+int case_record_pack_stored(msgpack_packer *pk, const case_record *c)
+{
+    const case_location *l = &c->location;
+    int rc = msgpack_pack_array(pk, S_COUNT);
+    rc |= msgpack_pack_uint8(pk, CASE_STORED_FORM);
+    rc |= msgpack_pack_int64(pk, (int64_t)c->id);   /* as the wire map does */
+    rc |= mp_pack_str(pk, c->code);
+    rc |= msgpack_pack_int64(pk, (int64_t)c->version);
+    rc |= msgpack_pack_int(pk, (int)c->state);
+    rc |= msgpack_pack_int(pk, (int)c->channel);
+    rc |= mp_pack_str(pk, c->category);
+    rc |= msgpack_pack_int(pk, (int)c->urgency);
+    rc |= mp_pack_str(pk, c->title);
+    rc |= mp_pack_str(pk, c->description);
+    rc |= mp_pack_str(pk, l->district);
+    rc |= mp_pack_str(pk, l->street);
+    rc |= mp_pack_str(pk, l->community);
+    rc |= mp_pack_str(pk, l->grid);
+    rc |= mp_pack_str(pk, l->address);
+    rc |= l->has_coords ? msgpack_pack_double(pk, l->lat) : msgpack_pack_nil(pk);
+    rc |= l->has_coords ? msgpack_pack_double(pk, l->lon) : msgpack_pack_nil(pk);
+    rc |= mp_pack_str(pk, c->reporter_name);
+    rc |= mp_pack_str(pk, c->reporter_phone);
+    rc |= msgpack_pack_array(pk, c->n_attachments);
+    for (uint32_t i = 0; i < c->n_attachments; i++) {
+        rc |= mp_pack_str(pk, c->attachments[i]);
+    }
+    rc |= mp_pack_str(pk, c->request_id);
+    rc |= mp_pack_str(pk, c->created_by);
+    rc |= msgpack_pack_int64(pk, c->reported_at);
+    rc |= c->resolved_on_spot ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    rc |= mp_pack_str(pk, c->unit);
+    rc |= msgpack_pack_uint32(pk, c->level);
+    rc |= msgpack_pack_int64(pk, c->accept_by);
+    rc |= msgpack_pack_int64(pk, c->resolve_by);
+    rc |= msgpack_pack_int64(pk, c->created_at);
+    rc |= msgpack_pack_int64(pk, c->updated_at);
+    rc |= c->supervised ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    rc |= msgpack_pack_uint64(pk, c->duplicate_of);
+    rc |= msgpack_pack_uint32(pk, c->reopen_count);
+    rc |= msgpack_pack_uint32(pk, c->return_count);
+    rc |= msgpack_pack_array(pk, c->n_returned_by);
+    for (uint32_t i = 0; i < c->n_returned_by; i++) {
+        rc |= mp_pack_str(pk, c->returned_by[i]);
+    }
+    rc |= msgpack_pack_int(pk, (int)c->satisfaction);
+    rc |= mp_pack_str(pk, c->reply);
+    rc |= msgpack_pack_int64(pk, c->extension_until);
+    rc |= mp_pack_str(pk, c->agent);
+    rc |= msgpack_pack_int64(pk, c->dispatched_at);
+    rc |= msgpack_pack_int64(pk, c->accepted_at);
+    rc |= msgpack_pack_int64(pk, c->resolved_at);
+    rc |= msgpack_pack_int64(pk, c->warn_at);
+    rc |= msgpack_pack_uint32(pk, c->deadlines_fired);
+    rc |= msgpack_pack_int64(pk, c->deadlines_at);
+    return rc != 0 ? -1 : 0;
+}
+
 static gl_str obj_str(const msgpack_object *o)
 {
     if (o->type == MSGPACK_OBJECT_STR) {
@@ -333,11 +405,100 @@ static int record_field_of(const msgpack_object *k, uint32_t position)
     return -1;
 }
 
+static uint32_t unpack_strs(const msgpack_object *v, gl_str *out, uint32_t cap)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY) {
+        return 0;
+    }
+    uint32_t n = v->via.array.size > cap ? cap : v->via.array.size;
+    for (uint32_t j = 0; j < n; j++) {
+        out[j] = obj_str(&v->via.array.ptr[j]);
+    }
+    return n;
+}
+
+/* An enumeration stored as its number: true with *out set, or false outside [lo, count). */
+static bool obj_enum(const msgpack_object *o, int lo, int count, int *out)
+{
+    int64_t v = obj_int(o);
+    *out = (int)v;
+    return (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+           && v >= lo && v < count;
+}
+
+static int unpack_stored(const msgpack_object *o, case_record *c)
+{
+    const msgpack_object *a = o->via.array.ptr;
+    if (o->via.array.size < S_COUNT || obj_int(&a[S_FORM]) != CASE_STORED_FORM) {
+        return -1;
+    }
+    int state, channel, urgency, sat;
+    if (!obj_enum(&a[S_STATE], 0, CASE_STATE_COUNT, &state)
+        || !obj_enum(&a[S_CHANNEL], CHANNEL_NONE, CHANNEL_COUNT, &channel)
+        || !obj_enum(&a[S_URGENCY], 0, URGENCY_COUNT, &urgency)
+        || !obj_enum(&a[S_SATISFACTION], 0, SATISFACTION_COUNT, &sat)) {
+        return -1;
+    }
+    c->id = (uint64_t)obj_int(&a[S_ID]);
+    c->code = obj_str(&a[S_CODE]);
+    c->version = (uint64_t)obj_int(&a[S_VERSION]);
+    c->state = (case_state)state;
+    c->channel = (case_channel)channel;
+    c->category = obj_str(&a[S_CATEGORY]);
+    c->urgency = (case_urgency)urgency;
+    c->title = obj_str(&a[S_TITLE]);
+    c->description = obj_str(&a[S_DESCRIPTION]);
+    c->location.district = obj_str(&a[S_DISTRICT]);
+    c->location.street = obj_str(&a[S_STREET]);
+    c->location.community = obj_str(&a[S_COMMUNITY]);
+    c->location.grid = obj_str(&a[S_GRID]);
+    c->location.address = obj_str(&a[S_ADDRESS]);
+    c->location.has_coords = a[S_LAT].type != MSGPACK_OBJECT_NIL
+                             && a[S_LON].type != MSGPACK_OBJECT_NIL;
+    if (c->location.has_coords) {
+        c->location.lat = obj_double(&a[S_LAT]);
+        c->location.lon = obj_double(&a[S_LON]);
+    }
+    c->reporter_name = obj_str(&a[S_REPORTER_NAME]);
+    c->reporter_phone = obj_str(&a[S_REPORTER_PHONE]);
+    c->n_attachments = unpack_strs(&a[S_ATTACHMENTS], c->attachments, CASE_MAX_ATTACHMENTS);
+    c->request_id = obj_str(&a[S_REQUEST_ID]);
+    c->created_by = obj_str(&a[S_CREATED_BY]);
+    c->reported_at = obj_int(&a[S_REPORTED_AT]);
+    c->resolved_on_spot = a[S_RESOLVED_ON_SPOT].type == MSGPACK_OBJECT_BOOLEAN
+                          && a[S_RESOLVED_ON_SPOT].via.boolean;
+    c->unit = obj_str(&a[S_UNIT]);
+    c->level = (uint32_t)obj_int(&a[S_LEVEL]);
+    c->accept_by = obj_int(&a[S_ACCEPT_BY]);
+    c->resolve_by = obj_int(&a[S_RESOLVE_BY]);
+    c->created_at = obj_int(&a[S_CREATED_AT]);
+    c->updated_at = obj_int(&a[S_UPDATED_AT]);
+    c->supervised = a[S_SUPERVISED].type == MSGPACK_OBJECT_BOOLEAN && a[S_SUPERVISED].via.boolean;
+    c->duplicate_of = (uint64_t)obj_int(&a[S_DUPLICATE_OF]);
+    c->reopen_count = (uint32_t)obj_int(&a[S_REOPEN_COUNT]);
+    c->return_count = (uint32_t)obj_int(&a[S_RETURN_COUNT]);
+    c->n_returned_by = unpack_strs(&a[S_RETURNED_BY], c->returned_by, CASE_MAX_RETURNED);
+    c->satisfaction = (case_satisfaction)sat;
+    c->reply = obj_str(&a[S_REPLY]);
+    c->extension_until = obj_int(&a[S_EXTENSION_UNTIL]);
+    c->agent = obj_str(&a[S_AGENT]);
+    c->dispatched_at = obj_int(&a[S_DISPATCHED_AT]);
+    c->accepted_at = obj_int(&a[S_ACCEPTED_AT]);
+    c->resolved_at = obj_int(&a[S_RESOLVED_AT]);
+    c->warn_at = obj_int(&a[S_WARN_AT]);
+    c->deadlines_fired = (uint32_t)obj_int(&a[S_DEADLINES_FIRED]);
+    c->deadlines_at = obj_int(&a[S_DEADLINES_AT]);
+    return c->id == 0 ? -1 : 0;
+}
+
 int case_record_unpack(const msgpack_object *o, case_record *c)
 {
     bool bad_channel = false;
     memset(c, 0, sizeof *c);
     c->channel = CHANNEL_NONE;
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        return unpack_stored(o, c);
+    }
     if (o->type != MSGPACK_OBJECT_MAP) {
         return -1;
     }

@@ -112,8 +112,17 @@ typedef struct {
 /* Packs the case as its wire map. Returns 0, or -1 if the packer's writer failed. */
 int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags);
 
-/* Fills c from a map written by case_record_pack. Unknown keys are skipped, so a
- * newer daemon's record still reads. Returns 0, or -1 if o is not such a map. */
+/* Packs the case in its stored form: an array whose first element is the form's number
+ * (CASE_STORED_FORM) and the fields after it by position, enumerations as numbers. It
+ * holds what the wire map holds without its 46 key names: about a third of the bytes,
+ * and half the objects to pack and unpack. Never sent: readers turn it back into the
+ * wire map with case_record_unpack and case_record_pack. Returns 0 or -1 as above. */
+#define CASE_STORED_FORM 1
+int case_record_pack_stored(msgpack_packer *pk, const case_record *c);
+
+/* Fills c from a map written by case_record_pack or an array written by
+ * case_record_pack_stored. Unknown keys, and elements after the known ones, are
+ * skipped, so a newer daemon's record still reads. Returns 0, or -1 if o is neither. */
 int case_record_unpack(const msgpack_object *o, case_record *c);
 
 /* Writes the masked form of phone into out (at least phone.n + 1 bytes): all but the

@@ -109,6 +109,136 @@ static void test_packed_case_is_one_map_with_every_contract_field(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Every field of the record set, so that a field the stored form forgets shows. */
+static case_record full_sample(void)
+{
+    case_record c = sample();
+    c.location.community = gl_str_c("D01-S01-C02");
+    c.location.grid = gl_str_c("D01-S01-C02-G03");
+    c.location.address = gl_str_c("3 Gate Rd");
+    c.reporter_name = gl_str_c("王小明");
+    c.request_id = gl_str_c("req-9");
+    c.created_by = gl_str_c("hotline-1");
+    c.reported_at = 450;
+    c.resolved_on_spot = true;
+    c.resolve_by = 2000;
+    c.supervised = true;
+    c.reopen_count = 2;
+    c.return_count = 3;
+    c.n_returned_by = 2;
+    c.returned_by[0] = gl_str_c("D01-S01-OFFICE");
+    c.returned_by[1] = gl_str_c("D01-S02-OFFICE");
+    c.reply = gl_str_c("Fixed.");
+    c.extension_until = 3000;
+    c.agent = gl_str_c("D01-S01-C02");
+    c.dispatched_at = 510;
+    c.accepted_at = 520;
+    c.resolved_at = 530;
+    c.warn_at = 900;
+    c.deadlines_fired = CASE_FIRED_WARN | CASE_FIRED_RESOLVE;
+    c.deadlines_at = 505;
+    return c;
+}
+
+static void assert_same_case(const case_record *a, const case_record *b)
+{
+#define SAME_STR(f) assert_true(gl_str_eq2(a->f, b->f))
+#define SAME(f) assert_true(a->f == b->f)
+    SAME(id); SAME_STR(code); SAME(version); SAME(state); SAME(channel); SAME_STR(category);
+    SAME(urgency); SAME_STR(title); SAME_STR(description); SAME_STR(location.district);
+    SAME_STR(location.street); SAME_STR(location.community); SAME_STR(location.grid);
+    SAME_STR(location.address); SAME(location.has_coords); SAME(location.lat);
+    SAME(location.lon); SAME_STR(reporter_name); SAME_STR(reporter_phone);
+    SAME(n_attachments);
+    for (uint32_t i = 0; i < a->n_attachments; i++) SAME_STR(attachments[i]);
+    SAME_STR(request_id); SAME_STR(created_by); SAME(reported_at); SAME(resolved_on_spot);
+    SAME_STR(unit); SAME(level); SAME(accept_by); SAME(resolve_by); SAME(created_at);
+    SAME(updated_at); SAME(supervised); SAME(duplicate_of); SAME(reopen_count);
+    SAME(return_count); SAME(n_returned_by);
+    for (uint32_t i = 0; i < a->n_returned_by; i++) SAME_STR(returned_by[i]);
+    SAME(satisfaction); SAME_STR(reply); SAME(extension_until); SAME_STR(agent);
+    SAME(dispatched_at); SAME(accepted_at); SAME(resolved_at); SAME(warn_at);
+    SAME(deadlines_fired); SAME(deadlines_at);
+#undef SAME
+#undef SAME_STR
+}
+
+/* The stored form reads back as the same record as the wire map does, in a third of
+ * the bytes or less. */
+static void test_stored_form_reads_back_the_same_and_is_small(void **state)
+{
+    case_record in = full_sample(), from_wire, from_stored;
+    msgpack_sbuffer wire, stored;
+    msgpack_zone zone;
+    msgpack_packer pk;
+    msgpack_object o;
+    msgpack_sbuffer_init(&wire);
+    msgpack_sbuffer_init(&stored);
+    msgpack_zone_init(&zone, 1024);
+    roundtrip(&in, &from_wire, &wire, &zone, 0);
+    assert_same_case(&in, &from_wire);
+    msgpack_packer_init(&pk, &stored, msgpack_sbuffer_write);
+    assert_int_equal(case_record_pack_stored(&pk, &in), 0);
+    assert_int_equal(mp_unpack(stored.data, stored.size, &zone, &o), 0);
+    assert_int_equal(o.type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(case_record_unpack(&o, &from_stored), 0);
+    assert_same_case(&in, &from_stored);
+    assert_true(stored.size * 2 < wire.size);
+
+    /* No coordinates and no channel come back as none. */
+    in.location.has_coords = false;
+    in.channel = CHANNEL_NONE;
+    msgpack_sbuffer_clear(&stored);
+    assert_int_equal(case_record_pack_stored(&pk, &in), 0);
+    assert_int_equal(mp_unpack(stored.data, stored.size, &zone, &o), 0);
+    assert_int_equal(case_record_unpack(&o, &from_stored), 0);
+    assert_false(from_stored.location.has_coords);
+    assert_int_equal(from_stored.channel, CHANNEL_NONE);
+    msgpack_zone_destroy(&zone);
+    msgpack_sbuffer_destroy(&wire);
+    msgpack_sbuffer_destroy(&stored);
+}
+
+/* A later daemon may append elements (still read); a short array, another form's
+ * number or an enumeration out of range is refused rather than read as something else. */
+static void test_stored_form_skips_appended_elements_and_refuses_damage(void **state)
+{
+    case_record in = full_sample(), out;
+    msgpack_sbuffer sb;
+    msgpack_zone zone;
+    msgpack_packer pk;
+    msgpack_object o;
+    msgpack_sbuffer_init(&sb);
+    msgpack_zone_init(&zone, 1024);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal(case_record_pack_stored(&pk, &in), 0);
+    assert_int_equal(mp_unpack(sb.data, sb.size, &zone, &o), 0);
+    uint32_t n = o.via.array.size;
+
+    msgpack_object longer[64];
+    assert_true(n + 1 <= 64);
+    memcpy(longer, o.via.array.ptr, n * sizeof longer[0]);
+    longer[n].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    longer[n].via.u64 = 99;
+    msgpack_object grown = o;
+    grown.via.array.ptr = longer;
+    grown.via.array.size = n + 1;
+    assert_int_equal(case_record_unpack(&grown, &out), 0);
+    assert_same_case(&in, &out);
+
+    grown.via.array.size = n - 1;
+    assert_int_equal(case_record_unpack(&grown, &out), -1);
+    grown.via.array.size = n;
+    longer[0].via.u64 = 2;                     /* another form */
+    assert_int_equal(case_record_unpack(&grown, &out), -1);
+    longer[0].via.u64 = CASE_STORED_FORM;
+    assert_int_equal(case_record_unpack(&grown, &out), 0);
+    longer[4].via.u64 = CASE_STATE_COUNT;      /* the state */
+    assert_int_equal(case_record_unpack(&grown, &out), -1);
+    msgpack_zone_destroy(&zone);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_masked_phone_keeps_first_three_and_last_four_digits(void **state)
 {
     char out[32];
@@ -209,6 +339,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_packed_case_reads_back_the_same),
         cmocka_unit_test(test_packed_case_is_one_map_with_every_contract_field),
+        cmocka_unit_test(test_stored_form_reads_back_the_same_and_is_small),
+        cmocka_unit_test(test_stored_form_skips_appended_elements_and_refuses_damage),
         cmocka_unit_test(test_masked_phone_keeps_first_three_and_last_four_digits),
         cmocka_unit_test(test_pack_with_mask_flag_masks_the_phone),
         cmocka_unit_test(test_enum_names_parse_back),
