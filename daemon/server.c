@@ -403,10 +403,9 @@ static void handle_get(server *s, const reply_to *to, const msgpack_object *o)
         goto out;
     }
     if (rc == 0) {
-        msgpack_object co;
         case_record c;
         msgpack_zone_clear(&s->zone);
-        if (mp_unpack(raw.p, raw.n, &s->zone, &co) != 0 || case_record_unpack(&co, &c) != 0) {
+        if (case_record_decode(raw.p, raw.n, &s->zone, &c) != 0) {
             rc = GL_EINTERNAL;
         } else if (access_case(to->who, s->city, &c, &err) != 0) {
             reply_error(s, to, &err);

@@ -37,6 +37,16 @@ enum {
     TAG_CREATED = '~'
 };
 
+/* A posting list change waiting for the commit (see postings_flush). */
+#define POSTING_KEY_MAX (1 + REQUEST_MAX_CODE + 2)
+typedef struct {
+    uint64_t      id;
+    uint32_t      seq;      /* order of the changes to one (key, id): the last one wins */
+    uint8_t       len;
+    bool          del;
+    unsigned char key[POSTING_KEY_MAX];
+} posting_op;
+
 struct store {
     MDB_env         *env;
     /* index: keys that carry their own order (deadlines, created time, duplicate
@@ -52,6 +62,11 @@ struct store {
     msgpack_sbuffer  wbuf;            /* the writer's scratch: a case */
     msgpack_sbuffer  ebuf;            /* the writer's scratch: an event */
     msgpack_zone     wzone;           /* the writer's scratch: unpacking */
+    /* The writer's: the open transaction's posting changes, applied at its commit. */
+    posting_op      *pops;
+    size_t           n_pops, cap_pops;
+    unsigned char   *pids;            /* one key's ids for an MDB_MULTIPLE put */
+    size_t           cap_pids;
 };
 
 struct store_txn {
@@ -98,10 +113,9 @@ static int64_t last_created_at_of(MDB_txn *txn, MDB_dbi cases)
     }
     if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0) {
         msgpack_zone zone;
-        msgpack_object o;
         case_record c;
         msgpack_zone_init(&zone, 2048);
-        if (mp_unpack(v.mv_data, v.mv_size, &zone, &o) == 0 && case_record_unpack(&o, &c) == 0) {
+        if (case_record_decode(v.mv_data, v.mv_size, &zone, &c) == 0) {
             at = c.created_at;
         }
         msgpack_zone_destroy(&zone);
@@ -262,6 +276,8 @@ void store_destroy(store **sp)
     msgpack_sbuffer_destroy(&s->wbuf);
     msgpack_sbuffer_destroy(&s->ebuf);
     msgpack_zone_destroy(&s->wzone);
+    free(s->pops);
+    free(s->pids);
     free(s);
     *sp = NULL;
 }
@@ -292,6 +308,8 @@ uint64_t store_last_seq(store *s)
 
 /* --- writing --- */
 
+static int postings_flush(store_txn *t);
+
 int store_write_begin(store *s, store_txn **out)
 {
     store_txn *t = calloc(1, sizeof *t);
@@ -315,7 +333,13 @@ int store_write_begin(store *s, store_txn **out)
 int store_write_commit(store_txn **tp)
 {
     store_txn *t = *tp;
-    int rc = mdb_txn_commit(t->txn);
+    int rc = postings_flush(t);
+    if (rc != 0) {
+        log_error("store: cannot write the list indexes: %s", gl_error_name(rc));
+        store_write_abort(tp);
+        return rc;
+    }
+    rc = mdb_txn_commit(t->txn);
     if (rc == 0) {
         t->s->next_id = t->next_id;
         t->s->next_seq = t->next_seq;
@@ -334,6 +358,7 @@ void store_write_abort(store_txn **tp)
     if (tp == NULL || *tp == NULL) {
         return;
     }
+    (*tp)->s->n_pops = 0;   /* the aborted batch's posting changes go with it */
     mdb_txn_abort((*tp)->txn);
     free(*tp);
     *tp = NULL;
@@ -573,11 +598,10 @@ static int rebuild_postings(store *s, MDB_txn *txn, uint64_t *n)
     msgpack_zone_init(&zone, 4096);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        msgpack_object o;
         case_record c;
         index_keys keys;
         msgpack_zone_clear(&zone);
-        if (mp_unpack(v.mv_data, v.mv_size, &zone, &o) != 0 || case_record_unpack(&o, &c) != 0) {
+        if (case_record_decode(v.mv_data, v.mv_size, &zone, &c) != 0) {
             rc = -1;
             break;
         }
@@ -615,10 +639,116 @@ static bool keys_same_value(const index_keys *a, size_t i, const index_keys *b, 
     return a->vlen[i] == b->vlen[j] && memcmp(a->val[i], b->val[j], a->vlen[i]) == 0;
 }
 
+/* Queues a posting change for the commit. Returns 0 or GL_EUNAVAILABLE (no memory). */
+static int posting_queue(store *s, const index_keys *ks, size_t i, bool del)
+{
+    if (s->n_pops == s->cap_pops) {
+        size_t cap = s->cap_pops > 0 ? s->cap_pops * 2 : 1024;
+        posting_op *p = realloc(s->pops, cap * sizeof *p);
+        if (p == NULL) {
+            return GL_EUNAVAILABLE;
+        }
+        s->pops = p;
+        s->cap_pops = cap;
+    }
+    posting_op *op = &s->pops[s->n_pops];
+    op->id = mp_get_be64(ks->val[i]);
+    op->seq = (uint32_t)s->n_pops;
+    op->len = (uint8_t)ks->len[i];
+    op->del = del;
+    memcpy(op->key, ks->key[i], ks->len[i]);
+    s->n_pops++;
+    return 0;
+}
+
 static int index_put(store_txn *t, const index_keys *ks, size_t i, unsigned flags)
 {
+    if (ks->posting[i]) {
+        return posting_queue(t->s, ks, i, false);
+    }
     MDB_val k = val_of(ks->key[i], ks->len[i]), v = val_of(ks->val[i], ks->vlen[i]);
-    int rc = mdb_put(t->txn, ks->posting[i] ? t->s->post : t->s->index, &k, &v, flags);
+    int rc = mdb_put(t->txn, t->s->index, &k, &v, flags);
+    return rc == 0 ? 0 : lmdb_code(rc);
+}
+
+static int posting_cmp(const void *a, const void *b)
+{
+    const posting_op *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->key, y->key, n);
+    if (c != 0) return c;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool posting_same_key(const posting_op *a, const posting_op *b)
+{
+    return a->len == b->len && memcmp(a->key, b->key, a->len) == 0;
+}
+
+/* Applies the transaction's posting changes, sorted so that each key is found once and
+ * the ids it gains go in with one MDB_MULTIPLE put: a batch of cases mostly shares its
+ * states, channels, districts and categories. For each (key, id) only the last change
+ * counts, so a case indexed and unindexed in one batch comes out as it should. */
+static int postings_flush(store_txn *t)
+{
+    store *s = t->s;
+    MDB_cursor *cur;
+    int rc = 0;
+    if (s->n_pops == 0) {
+        return 0;
+    }
+    qsort(s->pops, s->n_pops, sizeof s->pops[0], posting_cmp);
+    if (s->cap_pids < s->n_pops * 8) {
+        unsigned char *p = realloc(s->pids, s->n_pops * 8);
+        if (p == NULL) {
+            return GL_EUNAVAILABLE;
+        }
+        s->pids = p;
+        s->cap_pids = s->n_pops * 8;
+    }
+    if ((rc = mdb_cursor_open(t->txn, s->post, &cur)) != 0) {
+        return lmdb_code(rc);
+    }
+    for (size_t i = 0; i < s->n_pops && rc == 0;) {
+        /* One key's changes: [i, end). */
+        size_t end = i + 1, n_ids = 0;
+        while (end < s->n_pops && posting_same_key(&s->pops[i], &s->pops[end])) {
+            end++;
+        }
+        MDB_val k = val_of(s->pops[i].key, s->pops[i].len);
+        for (size_t j = i; j < end && rc == 0; j++) {
+            if (j + 1 < end && s->pops[j + 1].id == s->pops[j].id) {
+                continue;   /* a later change to the same id decides */
+            }
+            if (!s->pops[j].del) {
+                mp_put_be64(s->pids + 8 * n_ids++, s->pops[j].id);
+                continue;
+            }
+            unsigned char idb[8];
+            mp_put_be64(idb, s->pops[j].id);
+            MDB_val v = val_of(idb, 8);
+            int r = mdb_del(t->txn, s->post, &k, &v);
+            rc = r == 0 || r == MDB_NOTFOUND ? 0 : r;
+        }
+        if (rc == 0 && n_ids > 0) {
+            MDB_val data[2] = { { 8, s->pids }, { n_ids, NULL } };
+            rc = mdb_cursor_put(cur, &k, data, MDB_MULTIPLE);
+            if (rc == MDB_KEYEXIST) {
+                /* An id already listed (a re-added value): one at a time then. */
+                rc = 0;
+                for (size_t j = 0; j < n_ids && rc == 0; j++) {
+                    MDB_val v = val_of(s->pids + 8 * j, 8);
+                    int r = mdb_put(t->txn, s->post, &k, &v, MDB_NODUPDATA);
+                    rc = r == 0 || r == MDB_KEYEXIST ? 0 : r;
+                }
+            }
+        }
+        i = end;
+    }
+    mdb_cursor_close(cur);
+    s->n_pops = 0;
     return rc == 0 ? 0 : lmdb_code(rc);
 }
 
@@ -651,9 +781,12 @@ static int index_update_case(store_txn *t, const case_record *old, const case_re
     index_keys_of(c, kn);
     for (size_t i = 0; i < ko->n && rc == 0; i++) {
         if (keys_find(kn, ko->key[i], ko->len[i]) < 0) {
-            MDB_val k = val_of(ko->key[i], ko->len[i]), v = val_of(ko->val[i], ko->vlen[i]);
-            int r = ko->posting[i] ? mdb_del(t->txn, t->s->post, &k, &v)
-                                   : mdb_del(t->txn, t->s->index, &k, NULL);
+            if (ko->posting[i]) {
+                rc = posting_queue(t->s, ko, i, true);
+                continue;
+            }
+            MDB_val k = val_of(ko->key[i], ko->len[i]);
+            int r = mdb_del(t->txn, t->s->index, &k, NULL);
             rc = r == 0 || r == MDB_NOTFOUND ? 0 : lmdb_code(r);
         }
     }
@@ -909,12 +1042,11 @@ static int read_case_for_update(store_txn *t, uint64_t id, case_record *c)
         return lmdb_code(rc);
     }
     char *copy = msgpack_zone_malloc(&t->s->wzone, v.mv_size);
-    msgpack_object o;
     if (copy == NULL) {
         return GL_EINTERNAL;
     }
     memcpy(copy, v.mv_data, v.mv_size);
-    if (mp_unpack(copy, v.mv_size, &t->s->wzone, &o) != 0 || case_record_unpack(&o, c) != 0) {
+    if (case_record_decode(copy, v.mv_size, &t->s->wzone, c) != 0) {
         log_error("store: case %llu does not decode", (unsigned long long)id);
         return GL_EINTERNAL;
     }
@@ -1448,12 +1580,8 @@ void store_read_end(store_reader **rp)
 
 int store_case_decode(gl_str raw, msgpack_zone *zone, case_record *c)
 {
-    msgpack_object o;
     msgpack_zone_clear(zone);
-    if (mp_unpack(raw.p, raw.n, zone, &o) != 0 || case_record_unpack(&o, c) != 0) {
-        return GL_EINTERNAL;
-    }
-    return 0;
+    return case_record_decode(raw.p, raw.n, zone, c) == 0 ? 0 : GL_EINTERNAL;
 }
 
 int store_case_wire(gl_str raw, unsigned flags, msgpack_sbuffer *out)
@@ -1858,10 +1986,9 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
         } else {
             raw = gl_str_of(v.mv_data, v.mv_size);
         }
-        msgpack_object o;
         case_record c;
         msgpack_zone_clear(&r->zone);
-        if (mp_unpack(raw.p, raw.n, &r->zone, &o) != 0 || case_record_unpack(&o, &c) != 0) {
+        if (case_record_decode(raw.p, raw.n, &r->zone, &c) != 0) {
             log_error("store: case %llu does not decode", (unsigned long long)id);
             out = GL_EINTERNAL;
             break;

@@ -1,6 +1,10 @@
 /* case_record: the case's enumerations and its MessagePack map. */
 #include "case_record.h"
 
+#include "mp_fast.h"
+
+#include <stdlib.h>
+
 #include <string.h>
 
 static const char *const state_names[CASE_STATE_COUNT] = {
@@ -104,108 +108,137 @@ size_t case_name_mask(gl_str name, char *out, size_t cap)
     return n;
 }
 
-static int pack_kv_str(msgpack_packer *pk, const char *k, gl_str v)
+/* An upper bound of either packed form's size: the fixed part (key names, headers,
+ * numbers) and every string with its header. Masked strings are never longer than
+ * what they mask. */
+static size_t record_bound(const case_record *c)
 {
-    return mp_pack_cstr(pk, k) | mp_pack_str_or_nil(pk, v);
-}
-
-static int pack_kv_int(msgpack_packer *pk, const char *k, int64_t v)
-{
-    return mp_pack_cstr(pk, k) | msgpack_pack_int64(pk, v);
-}
-
-static int pack_kv_time(msgpack_packer *pk, const char *k, int64_t v)
-{
-    if (v == 0) {
-        return mp_pack_cstr(pk, k) | msgpack_pack_nil(pk);
+    const case_location *l = &c->location;
+    size_t n = 2048 + c->code.n + c->category.n + c->title.n + c->description.n
+               + l->district.n + l->street.n + l->community.n + l->grid.n + l->address.n
+               + c->reporter_name.n + c->reporter_phone.n + c->request_id.n
+               + c->created_by.n + c->unit.n + c->reply.n + c->agent.n;
+    for (uint32_t i = 0; i < c->n_attachments && i < CASE_MAX_ATTACHMENTS; i++) {
+        n += 5 + c->attachments[i].n;
     }
-    return pack_kv_int(pk, k, v);
+    for (uint32_t i = 0; i < c->n_returned_by && i < CASE_MAX_RETURNED; i++) {
+        n += 5 + c->returned_by[i].n;
+    }
+    return n;
 }
 
-static int pack_kv_bool(msgpack_packer *pk, const char *k, bool v)
+static void out_kv_str(mp_out *o, const char *k, gl_str v)
 {
-    return mp_pack_cstr(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    mp_out_cstr(o, k);
+    mp_out_str_or_nil(o, v);
+}
+
+static void out_kv_int(mp_out *o, const char *k, int64_t v)
+{
+    mp_out_cstr(o, k);
+    mp_out_int(o, v);
+}
+
+/* A time: nil when not set. */
+static void out_kv_time(mp_out *o, const char *k, int64_t v)
+{
+    mp_out_cstr(o, k);
+    if (v == 0) mp_out_nil(o);
+    else mp_out_int(o, v);
+}
+
+static void out_kv_bool(mp_out *o, const char *k, bool v)
+{
+    mp_out_cstr(o, k);
+    mp_out_bool(o, v);
 }
 
 #define CASE_RECORD_KEYS 37
 
-int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
+static void out_wire(mp_out *o, const case_record *c, unsigned flags)
 {
-    int rc = msgpack_pack_map(pk, CASE_RECORD_KEYS);
-    rc |= pack_kv_int(pk, "id", (int64_t)c->id);
-    rc |= pack_kv_str(pk, "code", c->code);
-    rc |= pack_kv_int(pk, "version", (int64_t)c->version);
-    rc |= mp_pack_cstr(pk, "state") | mp_pack_cstr(pk, case_state_name(c->state));
-    rc |= mp_pack_cstr(pk, "channel") | mp_pack_str_or_nil(pk, gl_str_c(case_channel_name(c->channel)));
-    rc |= pack_kv_str(pk, "category", c->category);
-    rc |= mp_pack_cstr(pk, "urgency") | mp_pack_cstr(pk, case_urgency_name(c->urgency));
-    rc |= mp_pack_cstr(pk, "title") | mp_pack_str_or_nil(pk, c->title);
-    rc |= mp_pack_cstr(pk, "description") | mp_pack_str(pk, c->description);
-
     const case_location *l = &c->location;
-    rc |= mp_pack_cstr(pk, "location") | msgpack_pack_map(pk, 7);
-    rc |= pack_kv_str(pk, "district", l->district);
-    rc |= pack_kv_str(pk, "street", l->street);
-    rc |= pack_kv_str(pk, "community", l->community);
-    rc |= pack_kv_str(pk, "grid", l->grid);
-    rc |= pack_kv_str(pk, "address", l->address);
-    rc |= mp_pack_cstr(pk, "lat");
-    rc |= l->has_coords ? msgpack_pack_double(pk, l->lat) : msgpack_pack_nil(pk);
-    rc |= mp_pack_cstr(pk, "lon");
-    rc |= l->has_coords ? msgpack_pack_double(pk, l->lon) : msgpack_pack_nil(pk);
+    mp_out_map(o, CASE_RECORD_KEYS);
+    out_kv_int(o, "id", (int64_t)c->id);
+    out_kv_str(o, "code", c->code);
+    out_kv_int(o, "version", (int64_t)c->version);
+    mp_out_cstr(o, "state");
+    mp_out_cstr(o, case_state_name(c->state));
+    out_kv_str(o, "channel", gl_str_c(case_channel_name(c->channel)));
+    out_kv_str(o, "category", c->category);
+    mp_out_cstr(o, "urgency");
+    mp_out_cstr(o, case_urgency_name(c->urgency));
+    out_kv_str(o, "title", c->title);
+    mp_out_cstr(o, "description");
+    mp_out_gl_str(o, c->description);
 
-    rc |= mp_pack_cstr(pk, "reporter") | msgpack_pack_map(pk, 2);
+    mp_out_cstr(o, "location");
+    mp_out_map(o, 7);
+    out_kv_str(o, "district", l->district);
+    out_kv_str(o, "street", l->street);
+    out_kv_str(o, "community", l->community);
+    out_kv_str(o, "grid", l->grid);
+    out_kv_str(o, "address", l->address);
+    mp_out_cstr(o, "lat");
+    if (l->has_coords) mp_out_double(o, l->lat);
+    else mp_out_nil(o);
+    mp_out_cstr(o, "lon");
+    if (l->has_coords) mp_out_double(o, l->lon);
+    else mp_out_nil(o);
+
+    mp_out_cstr(o, "reporter");
+    mp_out_map(o, 2);
     if ((flags & CASE_PACK_MASK_NAME) != 0 && c->reporter_name.n > 0) {
         char masked[256];
         size_t n = case_name_mask(c->reporter_name, masked, sizeof masked);
-        rc |= pack_kv_str(pk, "name", gl_str_of(masked, n));
+        out_kv_str(o, "name", gl_str_of(masked, n));
     } else {
-        rc |= pack_kv_str(pk, "name", c->reporter_name);
+        out_kv_str(o, "name", c->reporter_name);
     }
     if ((flags & CASE_PACK_MASK_PHONE) != 0 && c->reporter_phone.n > 0) {
         char masked[64];
         size_t n = case_phone_mask(c->reporter_phone, masked, sizeof masked);
-        rc |= pack_kv_str(pk, "phone", gl_str_of(masked, n));
+        out_kv_str(o, "phone", gl_str_of(masked, n));
     } else {
-        rc |= pack_kv_str(pk, "phone", c->reporter_phone);
+        out_kv_str(o, "phone", c->reporter_phone);
     }
 
-    rc |= mp_pack_cstr(pk, "attachments") | msgpack_pack_array(pk, c->n_attachments);
+    mp_out_cstr(o, "attachments");
+    mp_out_array(o, c->n_attachments);
     for (uint32_t i = 0; i < c->n_attachments; i++) {
-        rc |= mp_pack_str(pk, c->attachments[i]);
+        mp_out_gl_str(o, c->attachments[i]);
     }
-    rc |= pack_kv_str(pk, "request_id", c->request_id);
-    rc |= pack_kv_str(pk, "created_by", c->created_by);
-    rc |= pack_kv_time(pk, "reported_at", c->reported_at);
-    rc |= pack_kv_bool(pk, "resolved_on_spot", c->resolved_on_spot);
-    rc |= pack_kv_str(pk, "unit", c->unit);
-    rc |= pack_kv_int(pk, "level", c->level);
-    rc |= pack_kv_time(pk, "accept_by", c->accept_by);
-    rc |= pack_kv_time(pk, "resolve_by", c->resolve_by);
-    rc |= pack_kv_int(pk, "created_at", c->created_at);
-    rc |= pack_kv_int(pk, "updated_at", c->updated_at);
-    rc |= pack_kv_bool(pk, "supervised", c->supervised);
-    rc |= mp_pack_cstr(pk, "duplicate_of");
-    rc |= c->duplicate_of != 0 ? msgpack_pack_uint64(pk, c->duplicate_of) : msgpack_pack_nil(pk);
-    rc |= pack_kv_int(pk, "reopen_count", c->reopen_count);
-    rc |= pack_kv_int(pk, "return_count", c->return_count);
-    rc |= mp_pack_cstr(pk, "returned_by") | msgpack_pack_array(pk, c->n_returned_by);
+    out_kv_str(o, "request_id", c->request_id);
+    out_kv_str(o, "created_by", c->created_by);
+    out_kv_time(o, "reported_at", c->reported_at);
+    out_kv_bool(o, "resolved_on_spot", c->resolved_on_spot);
+    out_kv_str(o, "unit", c->unit);
+    out_kv_int(o, "level", c->level);
+    out_kv_time(o, "accept_by", c->accept_by);
+    out_kv_time(o, "resolve_by", c->resolve_by);
+    out_kv_int(o, "created_at", c->created_at);
+    out_kv_int(o, "updated_at", c->updated_at);
+    out_kv_bool(o, "supervised", c->supervised);
+    mp_out_cstr(o, "duplicate_of");
+    if (c->duplicate_of != 0) mp_out_uint(o, c->duplicate_of);
+    else mp_out_nil(o);
+    out_kv_int(o, "reopen_count", c->reopen_count);
+    out_kv_int(o, "return_count", c->return_count);
+    mp_out_cstr(o, "returned_by");
+    mp_out_array(o, c->n_returned_by);
     for (uint32_t i = 0; i < c->n_returned_by; i++) {
-        rc |= mp_pack_str(pk, c->returned_by[i]);
+        mp_out_gl_str(o, c->returned_by[i]);
     }
-    rc |= mp_pack_cstr(pk, "satisfaction");
-    const char *sat = case_satisfaction_name(c->satisfaction);
-    rc |= sat != NULL ? mp_pack_cstr(pk, sat) : msgpack_pack_nil(pk);
-    rc |= pack_kv_str(pk, "reply", c->reply);
-    rc |= pack_kv_time(pk, "extension_until", c->extension_until);
-    rc |= pack_kv_str(pk, "agent", c->agent);
-    rc |= pack_kv_time(pk, "dispatched_at", c->dispatched_at);
-    rc |= pack_kv_time(pk, "accepted_at", c->accepted_at);
-    rc |= pack_kv_time(pk, "resolved_at", c->resolved_at);
-    rc |= pack_kv_time(pk, "warn_at", c->warn_at);
-    rc |= pack_kv_int(pk, "deadlines_fired", c->deadlines_fired);
-    rc |= pack_kv_time(pk, "deadlines_at", c->deadlines_at);
-    return rc != 0 ? -1 : 0;
+    out_kv_str(o, "satisfaction", gl_str_c(case_satisfaction_name(c->satisfaction)));
+    out_kv_str(o, "reply", c->reply);
+    out_kv_time(o, "extension_until", c->extension_until);
+    out_kv_str(o, "agent", c->agent);
+    out_kv_time(o, "dispatched_at", c->dispatched_at);
+    out_kv_time(o, "accepted_at", c->accepted_at);
+    out_kv_time(o, "resolved_at", c->resolved_at);
+    out_kv_time(o, "warn_at", c->warn_at);
+    out_kv_int(o, "deadlines_fired", c->deadlines_fired);
+    out_kv_time(o, "deadlines_at", c->deadlines_at);
 }
 
 /* The stored form's elements, in order. Appending is the only change a later form
@@ -222,62 +255,201 @@ enum {
     S_COUNT
 };
 
-int case_record_pack_stored(msgpack_packer *pk, const case_record *c)
+/* Ids and versions go as signed integers, as in the wire map. */
+static void out_stored(mp_out *o, const case_record *c)
 {
     const case_location *l = &c->location;
-    int rc = msgpack_pack_array(pk, S_COUNT);
-    rc |= msgpack_pack_uint8(pk, CASE_STORED_FORM);
-    rc |= msgpack_pack_int64(pk, (int64_t)c->id);   /* as the wire map does */
-    rc |= mp_pack_str(pk, c->code);
-    rc |= msgpack_pack_int64(pk, (int64_t)c->version);
-    rc |= msgpack_pack_int(pk, (int)c->state);
-    rc |= msgpack_pack_int(pk, (int)c->channel);
-    rc |= mp_pack_str(pk, c->category);
-    rc |= msgpack_pack_int(pk, (int)c->urgency);
-    rc |= mp_pack_str(pk, c->title);
-    rc |= mp_pack_str(pk, c->description);
-    rc |= mp_pack_str(pk, l->district);
-    rc |= mp_pack_str(pk, l->street);
-    rc |= mp_pack_str(pk, l->community);
-    rc |= mp_pack_str(pk, l->grid);
-    rc |= mp_pack_str(pk, l->address);
-    rc |= l->has_coords ? msgpack_pack_double(pk, l->lat) : msgpack_pack_nil(pk);
-    rc |= l->has_coords ? msgpack_pack_double(pk, l->lon) : msgpack_pack_nil(pk);
-    rc |= mp_pack_str(pk, c->reporter_name);
-    rc |= mp_pack_str(pk, c->reporter_phone);
-    rc |= msgpack_pack_array(pk, c->n_attachments);
+    mp_out_array(o, S_COUNT);
+    mp_out_uint(o, CASE_STORED_FORM);
+    mp_out_int(o, (int64_t)c->id);
+    mp_out_gl_str(o, c->code);
+    mp_out_int(o, (int64_t)c->version);
+    mp_out_int(o, (int)c->state);
+    mp_out_int(o, (int)c->channel);
+    mp_out_gl_str(o, c->category);
+    mp_out_int(o, (int)c->urgency);
+    mp_out_gl_str(o, c->title);
+    mp_out_gl_str(o, c->description);
+    mp_out_gl_str(o, l->district);
+    mp_out_gl_str(o, l->street);
+    mp_out_gl_str(o, l->community);
+    mp_out_gl_str(o, l->grid);
+    mp_out_gl_str(o, l->address);
+    if (l->has_coords) {
+        mp_out_double(o, l->lat);
+        mp_out_double(o, l->lon);
+    } else {
+        mp_out_nil(o);
+        mp_out_nil(o);
+    }
+    mp_out_gl_str(o, c->reporter_name);
+    mp_out_gl_str(o, c->reporter_phone);
+    mp_out_array(o, c->n_attachments);
     for (uint32_t i = 0; i < c->n_attachments; i++) {
-        rc |= mp_pack_str(pk, c->attachments[i]);
+        mp_out_gl_str(o, c->attachments[i]);
     }
-    rc |= mp_pack_str(pk, c->request_id);
-    rc |= mp_pack_str(pk, c->created_by);
-    rc |= msgpack_pack_int64(pk, c->reported_at);
-    rc |= c->resolved_on_spot ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-    rc |= mp_pack_str(pk, c->unit);
-    rc |= msgpack_pack_uint32(pk, c->level);
-    rc |= msgpack_pack_int64(pk, c->accept_by);
-    rc |= msgpack_pack_int64(pk, c->resolve_by);
-    rc |= msgpack_pack_int64(pk, c->created_at);
-    rc |= msgpack_pack_int64(pk, c->updated_at);
-    rc |= c->supervised ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-    rc |= msgpack_pack_uint64(pk, c->duplicate_of);
-    rc |= msgpack_pack_uint32(pk, c->reopen_count);
-    rc |= msgpack_pack_uint32(pk, c->return_count);
-    rc |= msgpack_pack_array(pk, c->n_returned_by);
+    mp_out_gl_str(o, c->request_id);
+    mp_out_gl_str(o, c->created_by);
+    mp_out_int(o, c->reported_at);
+    mp_out_bool(o, c->resolved_on_spot);
+    mp_out_gl_str(o, c->unit);
+    mp_out_uint(o, c->level);
+    mp_out_int(o, c->accept_by);
+    mp_out_int(o, c->resolve_by);
+    mp_out_int(o, c->created_at);
+    mp_out_int(o, c->updated_at);
+    mp_out_bool(o, c->supervised);
+    mp_out_uint(o, c->duplicate_of);
+    mp_out_uint(o, c->reopen_count);
+    mp_out_uint(o, c->return_count);
+    mp_out_array(o, c->n_returned_by);
     for (uint32_t i = 0; i < c->n_returned_by; i++) {
-        rc |= mp_pack_str(pk, c->returned_by[i]);
+        mp_out_gl_str(o, c->returned_by[i]);
     }
-    rc |= msgpack_pack_int(pk, (int)c->satisfaction);
-    rc |= mp_pack_str(pk, c->reply);
-    rc |= msgpack_pack_int64(pk, c->extension_until);
-    rc |= mp_pack_str(pk, c->agent);
-    rc |= msgpack_pack_int64(pk, c->dispatched_at);
-    rc |= msgpack_pack_int64(pk, c->accepted_at);
-    rc |= msgpack_pack_int64(pk, c->resolved_at);
-    rc |= msgpack_pack_int64(pk, c->warn_at);
-    rc |= msgpack_pack_uint32(pk, c->deadlines_fired);
-    rc |= msgpack_pack_int64(pk, c->deadlines_at);
-    return rc != 0 ? -1 : 0;
+    mp_out_int(o, (int)c->satisfaction);
+    mp_out_gl_str(o, c->reply);
+    mp_out_int(o, c->extension_until);
+    mp_out_gl_str(o, c->agent);
+    mp_out_int(o, c->dispatched_at);
+    mp_out_int(o, c->accepted_at);
+    mp_out_int(o, c->resolved_at);
+    mp_out_int(o, c->warn_at);
+    mp_out_uint(o, c->deadlines_fired);
+    mp_out_int(o, c->deadlines_at);
+}
+
+/* Packs into a buffer on the stack (or the heap for a large case), then hands the
+ * packer's writer the whole record at once. */
+static int pack_with(msgpack_packer *pk, const case_record *c, unsigned flags, bool stored)
+{
+    unsigned char stack[8192];
+    size_t cap = record_bound(c);
+    unsigned char *buf = cap <= sizeof stack ? stack : malloc(cap);
+    if (buf == NULL) {
+        return -1;
+    }
+    mp_out o = { buf, 0, cap, false };
+    if (stored) {
+        out_stored(&o, c);
+    } else {
+        out_wire(&o, c, flags);
+    }
+    int rc = o.full || pk->callback(pk->data, (const char *)buf, o.n) != 0 ? -1 : 0;
+    if (buf != stack) {
+        free(buf);
+    }
+    return rc;
+}
+
+int case_record_pack(msgpack_packer *pk, const case_record *c, unsigned flags)
+{
+    return pack_with(pk, c, flags, false);
+}
+
+int case_record_pack_stored(msgpack_packer *pk, const case_record *c)
+{
+    return pack_with(pk, c, 0, true);
+}
+
+/* The stored form read straight from its bytes, without an object tree. Strings in c
+ * point into p. Returns 0, or -1 for anything but a whole stored record. */
+static int decode_stored(const char *p, size_t n, case_record *c)
+{
+    mp_in in = mp_in_of(p, n);
+    uint32_t count = mp_in_array(&in), i;
+    if (in.bad || count < S_COUNT || mp_in_int(&in) != CASE_STORED_FORM) {
+        return -1;
+    }
+    case_location *l = &c->location;
+    c->id = (uint64_t)mp_in_int(&in);
+    c->code = mp_in_str(&in);
+    c->version = (uint64_t)mp_in_int(&in);
+    int64_t state = mp_in_int(&in), channel = mp_in_int(&in);
+    c->category = mp_in_str(&in);
+    int64_t urgency = mp_in_int(&in);
+    c->title = mp_in_str(&in);
+    c->description = mp_in_str(&in);
+    l->district = mp_in_str(&in);
+    l->street = mp_in_str(&in);
+    l->community = mp_in_str(&in);
+    l->grid = mp_in_str(&in);
+    l->address = mp_in_str(&in);
+    bool no_lat = mp_in_is_nil(&in);
+    double lat = no_lat ? 0 : mp_in_double(&in);
+    bool no_lon = mp_in_is_nil(&in);
+    double lon = no_lon ? 0 : mp_in_double(&in);
+    l->has_coords = !no_lat && !no_lon;
+    if (l->has_coords) {
+        l->lat = lat;
+        l->lon = lon;
+    }
+    c->reporter_name = mp_in_str(&in);
+    c->reporter_phone = mp_in_str(&in);
+    uint32_t na = mp_in_array(&in);
+    for (i = 0; i < na && !in.bad; i++) {
+        gl_str a = mp_in_str(&in);
+        if (i < CASE_MAX_ATTACHMENTS) {
+            c->attachments[c->n_attachments++] = a;
+        }
+    }
+    c->request_id = mp_in_str(&in);
+    c->created_by = mp_in_str(&in);
+    c->reported_at = mp_in_int(&in);
+    c->resolved_on_spot = mp_in_bool(&in);
+    c->unit = mp_in_str(&in);
+    c->level = (uint32_t)mp_in_int(&in);
+    c->accept_by = mp_in_int(&in);
+    c->resolve_by = mp_in_int(&in);
+    c->created_at = mp_in_int(&in);
+    c->updated_at = mp_in_int(&in);
+    c->supervised = mp_in_bool(&in);
+    c->duplicate_of = (uint64_t)mp_in_int(&in);
+    c->reopen_count = (uint32_t)mp_in_int(&in);
+    c->return_count = (uint32_t)mp_in_int(&in);
+    uint32_t nr = mp_in_array(&in);
+    for (i = 0; i < nr && !in.bad; i++) {
+        gl_str u = mp_in_str(&in);
+        if (i < CASE_MAX_RETURNED) {
+            c->returned_by[c->n_returned_by++] = u;
+        }
+    }
+    int64_t sat = mp_in_int(&in);
+    c->reply = mp_in_str(&in);
+    c->extension_until = mp_in_int(&in);
+    c->agent = mp_in_str(&in);
+    c->dispatched_at = mp_in_int(&in);
+    c->accepted_at = mp_in_int(&in);
+    c->resolved_at = mp_in_int(&in);
+    c->warn_at = mp_in_int(&in);
+    c->deadlines_fired = (uint32_t)mp_in_int(&in);
+    c->deadlines_at = mp_in_int(&in);
+    for (i = S_COUNT; i < count && !in.bad; i++) {
+        mp_in_skip(&in);   /* a later form's elements */
+    }
+    if (in.bad || in.p != in.end || state < 0 || state >= CASE_STATE_COUNT
+        || channel < CHANNEL_NONE || channel >= CHANNEL_COUNT || urgency < 0
+        || urgency >= URGENCY_COUNT || sat < 0 || sat >= SATISFACTION_COUNT || c->id == 0) {
+        return -1;
+    }
+    c->state = (case_state)state;
+    c->channel = (case_channel)channel;
+    c->urgency = (case_urgency)urgency;
+    c->satisfaction = (case_satisfaction)sat;
+    return 0;
+}
+
+int case_record_decode(const char *p, size_t n, msgpack_zone *zone, case_record *c)
+{
+    memset(c, 0, sizeof *c);
+    if (n > 0 && (((unsigned char)p[0] & 0xf0) == 0x90 || (unsigned char)p[0] == 0xdc
+                  || (unsigned char)p[0] == 0xdd)) {
+        return decode_stored(p, n, c);
+    }
+    msgpack_object o;
+    if (mp_unpack(p, n, zone, &o) != 0) {
+        return -1;
+    }
+    return case_record_unpack(&o, c);
 }
 
 static gl_str obj_str(const msgpack_object *o)

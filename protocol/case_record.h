@@ -125,6 +125,12 @@ int case_record_pack_stored(msgpack_packer *pk, const case_record *c);
  * skipped, so a newer daemon's record still reads. Returns 0, or -1 if o is neither. */
 int case_record_unpack(const msgpack_object *o, case_record *c);
 
+/* Fills c from the bytes of either form: the stored form is read straight from them
+ * (the hot path: no object tree), a map through msgpack-c, allocating from zone (not
+ * cleared: the caller's bytes may live there). Strings point into p. Returns 0, or -1
+ * as case_record_unpack does. */
+int case_record_decode(const char *p, size_t n, msgpack_zone *zone, case_record *c);
+
 /* Writes the masked form of phone into out (at least phone.n + 1 bytes): all but the
  * first three and last four digits become '*'. Returns the length written. */
 size_t case_phone_mask(gl_str phone, char *out, size_t cap);

@@ -616,6 +616,115 @@ static void upgrade_from(void **state, unsigned version)
     city_destroy(&c);
 }
 
+/* The ids listed under a posting key, read with LMDB itself (the store must be closed:
+ * one process may not open the same environment twice). */
+static size_t posting_ids(const char *dir, const char *key, uint64_t *ids, size_t cap)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi post;
+    MDB_cursor *cur;
+    MDB_val k = { strlen(key), (void *)key }, v;
+    size_t n = 0;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "post", 0, &post), 0);
+    assert_int_equal(mdb_cursor_open(txn, post, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0 && n < cap;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        assert_int_equal(v.mv_size, 8);
+        uint64_t id = 0;
+        for (int i = 0; i < 8; i++) {
+            id = id << 8 | ((const unsigned char *)v.mv_data)[i];
+        }
+        ids[n++] = id;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return n;
+}
+
+/* Posting changes are applied at the commit, grouped by key: within one transaction a
+ * case created and dispatched ends in the dispatched lists only, cases that share a
+ * value all land in its list, and an aborted transaction leaves no entry behind. */
+static void test_list_changes_in_one_transaction_come_out_right(void **state)
+{
+    fixture *f = *state;
+    city *c = test_city();
+    store_txn *t = NULL;
+    store_created out;
+    gl_error err;
+    id_list l;
+    uint64_t next;
+    request_filter flt;
+
+    assert_int_equal(store_write_begin(f->s, &t), 0);
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        request_create r = fixture_request(key, "D01", "street_lights", "13800000001");
+        assert_int_equal(store_case_create(t, gl_str_c("dev"), &r, T0 + i, &out, &err), 0);
+        free(out.data);
+    }
+    route_decision d = decision(2, 1, "D01-S01-OFFICE");
+    assert_int_equal(store_case_dispatch(t, c, &d, T0 + 100, gl_str_c("router"), &err), 0);
+    assert_int_equal(store_write_commit(&t), 0);
+
+    flt = no_filter();
+    flt.state = CASE_REGISTERED;
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.ids[0], 1);
+    assert_int_equal(l.ids[1], 3);
+    flt.state = CASE_DISPATCHED;
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.ids[0], 2);
+    flt = no_filter();
+    flt.unit = gl_str_c("D01-S01-OFFICE");
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 1);
+    flt = no_filter();
+    flt.category = gl_str_c("street_lights");
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 3);
+    /* The lists themselves, not only what a filtered read makes of them. */
+    uint64_t ids[8];
+    char errbuf[256];
+    store_destroy(&f->s);
+    assert_int_equal(posting_ids(f->dir, "s0", ids, 8), 2);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 3);
+    assert_int_equal(posting_ids(f->dir, "s1", ids, 8), 1);
+    assert_int_equal(ids[0], 2);
+    assert_int_equal(posting_ids(f->dir, "kstreet_lights", ids, 8), 3);
+    f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
+    assert_non_null(f->s);
+
+    /* An aborted batch: its cases and their list entries are gone, and the next batch
+     * does not inherit its queued changes. */
+    assert_int_equal(store_write_begin(f->s, &t), 0);
+    request_create r = fixture_request("k9", "D02", "roads", "13800000002");
+    assert_int_equal(store_case_create(t, gl_str_c("dev"), &r, T0 + 5, &out, &err), 0);
+    free(out.data);
+    store_write_abort(&t);
+    assert_int_equal(store_write_begin(f->s, &t), 0);
+    assert_int_equal(store_write_commit(&t), 0);
+    flt = no_filter();
+    flt.category = gl_str_c("roads");
+    list(f->s, &flt, 0, 50, 1000, &l, &next);
+    assert_int_equal(l.n, 0);
+    store_destroy(&f->s);
+    assert_int_equal(posting_ids(f->dir, "kroads", ids, 8), 0);
+    assert_int_equal(posting_ids(f->dir, "s0", ids, 8), 2);
+    f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
+    assert_non_null(f->s);
+    city_destroy(&c);
+}
+
 static void test_schema_1_is_upgraded_with_the_unit_state_index(void **state)
 {
     upgrade_from(state, 1);
@@ -791,6 +900,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_created_case_reads_back_by_id_and_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_1_is_upgraded_with_the_unit_state_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_is_upgraded_to_posting_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_changes_in_one_transaction_come_out_right, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_same_request_replays_the_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_different_request_is_a_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sender_scopes_the_request_id, setup, teardown),

@@ -419,11 +419,15 @@ check_record(const msgpack_object *o, const body_ref *b)
     expect_record_same(&c, &again);
     msgpack_sbuffer_destroy(&sb);
 
-    /* The stored form (what the store writes) reads back as the same record. */
+    /* The stored form (what the store writes) reads back as the same record, through
+     * the object tree and through the direct decoder alike. */
     msgpack_zone_clear(&zone);
     fuzz_expect(repack(record_pack_stored, &c, 0, &sb, &zone, &o2) == 0,
                 "record: the stored form packs and unpacks");
     fuzz_expect(case_record_unpack(&o2, &again) == 0, "record: the stored form reads back");
+    expect_record_same(&c, &again);
+    fuzz_expect(case_record_decode(sb.data, sb.size, &zone, &again) == 0,
+                "record: the stored form decodes directly");
     expect_record_same(&c, &again);
     msgpack_sbuffer_destroy(&sb);
 
@@ -582,6 +586,28 @@ decode_as(int target, const msgpack_object *o, const body_ref *b, const char *ri
     }
 }
 
+/* The direct decoder of the stored form reads any bytes without reading past them, and
+ * is stricter than the object path: what it accepts, the object path reads as the same
+ * record. */
+static void
+check_direct_decode(const body_ref *b)
+{
+    msgpack_zone   zone;
+    msgpack_object o;
+    case_record    direct, tree;
+
+    if (b->n == 0 || ((unsigned char)b->p[0] & 0xf0) != 0x90 || !msgpack_zone_init(&zone, 8192)) {
+        return;
+    }
+    if (case_record_decode(b->p, b->n, &zone, &direct) == 0) {
+        fuzz_expect(mp_unpack(b->p, b->n, &zone, &o) == 0 && case_record_unpack(&o, &tree) == 0,
+                    "record: what the direct decoder accepts, the object path reads");
+        expect_record_same(&direct, &tree);
+        check_record_borrowed(&direct, b);
+    }
+    msgpack_zone_destroy(&zone);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -605,6 +631,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     b.n = size - 1;
 
     check_rid_bounds(&b, &rid, &rid_len);
+    check_direct_decode(&b);
     /* As the daemon: bodies over the limit, or refused by the guard, go no further. */
     if (b.n > REQUEST_MAX_BODY
         || mp_guard_check(b.p, b.n, &mp_guard_request_limits, NULL) != 0) {

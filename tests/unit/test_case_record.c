@@ -184,6 +184,12 @@ static void test_stored_form_reads_back_the_same_and_is_small(void **state)
     assert_int_equal(case_record_unpack(&o, &from_stored), 0);
     assert_same_case(&in, &from_stored);
     assert_true(stored.size * 2 < wire.size);
+    /* The direct decoder reads the same, and reads the wire map too (old records). */
+    assert_int_equal(case_record_decode(stored.data, stored.size, &zone, &from_stored), 0);
+    assert_same_case(&in, &from_stored);
+    assert_int_equal(case_record_decode(wire.data, wire.size, &zone, &from_wire), 0);
+    assert_same_case(&in, &from_wire);
+    assert_int_equal(case_record_decode(stored.data, stored.size - 1, &zone, &from_stored), -1);
 
     /* No coordinates and no channel come back as none. */
     in.location.has_coords = false;
