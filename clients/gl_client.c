@@ -36,6 +36,7 @@
 
 struct gl_client {
     void     *ctx;
+    bool      own_ctx;    /* made by gl_client_new_keys, not given to gl_client_new_in */
     void     *sock;
     uint64_t  next_rid;
     char     *endpoint;
@@ -104,8 +105,34 @@ gl_client *gl_client_new_env_keys(const char *endpoint, char *err, size_t errlen
     return gl_client_new_keys(endpoint, &k, err, errlen);
 }
 
+static gl_client *client_open(void *ctx, const char *endpoint, const gl_client_keys *keys,
+                              char *err, size_t errlen);
+
 gl_client *gl_client_new_keys(const char *endpoint, const gl_client_keys *keys, char *err,
                               size_t errlen)
+{
+    return client_open(NULL, endpoint, keys, err, errlen);
+}
+
+gl_client *gl_client_new_in(void *zmq_ctx, const char *endpoint, const gl_client_keys *keys,
+                            char *err, size_t errlen)
+{
+    if (zmq_ctx == NULL) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "no ZeroMQ context given");
+        }
+        return NULL;
+    }
+    return client_open(zmq_ctx, endpoint, keys, err, errlen);
+}
+
+void *gl_client_socket(gl_client *c)
+{
+    return c->sock;
+}
+
+static gl_client *client_open(void *ctx, const char *endpoint, const gl_client_keys *keys,
+                              char *err, size_t errlen)
 {
     gl_client *c = NULL;
     char       scratch[1];
@@ -130,7 +157,8 @@ gl_client *gl_client_new_keys(const char *endpoint, const gl_client_keys *keys, 
     if (c->endpoint == NULL) {
         goto oom;
     }
-    c->ctx = zmq_ctx_new();
+    c->own_ctx = ctx == NULL;
+    c->ctx = ctx != NULL ? ctx : zmq_ctx_new();
     if (c->ctx == NULL) {
         goto zmq_fail;
     }
@@ -179,7 +207,7 @@ void gl_client_destroy(gl_client **c)
     if ((*c)->sock != NULL) {
         zmq_close((*c)->sock);
     }
-    if ((*c)->ctx != NULL) {
+    if ((*c)->ctx != NULL && (*c)->own_ctx) {
         zmq_ctx_term((*c)->ctx);
     }
     free((*c)->endpoint);

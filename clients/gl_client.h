@@ -79,9 +79,20 @@ gl_client *gl_client_new_env_keys(const char *endpoint, char *err, size_t errlen
 gl_client *gl_client_new_keys(const char *endpoint, const gl_client_keys *keys, char *err,
                               size_t errlen);
 
+/* gl_client_new_keys on a ZeroMQ context of the caller's (zmq_ctx_new), for a program
+ * that drives many clients: they then share its I/O thread. The context is not the
+ * client's: destroy every client before zmq_ctx_term. Returns NULL as above, or when
+ * zmq_ctx is NULL. */
+gl_client *gl_client_new_in(void *zmq_ctx, const char *endpoint, const gl_client_keys *keys,
+                            char *err, size_t errlen);
+
 /* Closes the socket, frees *c and sets *c to NULL. Safe with c or *c NULL, so safe to
  * call twice. */
 void gl_client_destroy(gl_client **c);
+
+/* The client's ZeroMQ socket, to wait on several clients at once with zmq_poll
+ * (ZMQ_POLLIN: a reply is ready for gl_client_recv). Use it for nothing else. */
+void *gl_client_socket(gl_client *c);
 
 /* The endpoint given to gl_client_new. Never NULL; owned by c. */
 const char *gl_client_endpoint(const gl_client *c);

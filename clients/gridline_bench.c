@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zmq.h>
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE  2
@@ -58,7 +59,10 @@ static const char usage_text[] =
     "\n"
     "  -e, --endpoint EP    the daemon (default: $GRIDLINE_ENDPOINT, else\n"
     "                       tcp://127.0.0.1:7310)\n"
-    "  -c, --clients N      connections, one thread each (default 8)\n"
+    "  -c, --clients N      connections (default 8)\n"
+    "  -T, --threads T      threads driving them, sharing one ZeroMQ I/O thread (default\n"
+    "                       1: the bench shares the machine with the daemon, and one\n"
+    "                       thread waiting on every connection costs it the least)\n"
     "  -w, --inflight W     requests each keeps in flight (default 16, at most 1000)\n"
     "  -s, --seconds S      how long to offer load (default 10)\n"
     "  -r, --rate R         requests offered per second over all clients, reads included\n"
@@ -92,6 +96,7 @@ static volatile sig_atomic_t stop_requested;
 typedef struct {
     const char *endpoint;
     int         clients;
+    int         threads;
     int         inflight;
     double      seconds;
     double      rate;
@@ -450,89 +455,162 @@ static int send_one(run_state *st, msgpack_sbuffer *sb, uint64_t *seq, uint64_t 
     return 0;
 }
 
-static void *worker_run(void *arg)
+/* One thread's share of the clients: workers[first .. first + n). */
+typedef struct {
+    worker            *workers;
+    int                first, n;
+    void              *zmq_ctx;   /* shared by every client of the run */
+    pthread_barrier_t *barrier;
+} driver;
+
+/* Sends what client st may send now. Returns when its next request is due (INT64_MAX:
+ * when a reply frees a slot). */
+static int64_t offer(run_state *st, msgpack_sbuffer *sb, uint64_t *seq, uint64_t *rnd,
+                     int64_t interval, int64_t *next_at)
 {
-    worker             *w = arg;
-    const bench_config *cfg = w->cfg;
-    run_state          *st = calloc(1, sizeof(*st));
-    msgpack_sbuffer     sb;
-    uint64_t            seq = 0;
-    uint64_t            rnd = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->index + 1);
-    /* Each thread offers its share of the rate, staggered so they do not fire together. */
-    int64_t             interval = cfg->rate > 0 ? (int64_t)(1e9 * cfg->clients / cfg->rate) : 0;
-    int64_t             next_at, end, drain_end;
-    struct timespec     pause;
-
-    msgpack_sbuffer_init(&sb);
-    if (st != NULL) {
-        st->w = w;
-        st->slots = calloc((size_t)cfg->inflight, sizeof(*st->slots));
-        st->client = gl_client_new_env_keys(cfg->endpoint, w->setup_error, sizeof(w->setup_error));
-    } else {
-        snprintf(w->setup_error, sizeof(w->setup_error), "out of memory");
-    }
-    if (st != NULL && st->slots == NULL) {
-        snprintf(w->setup_error, sizeof(w->setup_error), "out of memory");
-    }
-    /* Everyone waits, ready or not, so the main thread never waits for ever. */
-    pthread_barrier_wait(w->barrier);
-    pthread_barrier_wait(w->barrier);
-    if (st == NULL || st->slots == NULL || st->client == NULL) {
-        goto done;
-    }
-    end = *w->end_ns;
-    next_at = *w->start_ns + interval * w->index / cfg->clients;
-    while (!stop_requested && !st->oom) {
-        int64_t now = now_ns();
-        int64_t wait_ns;
-
-        if (now >= end) {
+    const bench_config *cfg = st->w->cfg;
+    int64_t now = now_ns();
+    while (st->inflight < cfg->inflight && (interval == 0 || *next_at <= now)) {
+        if (send_one(st, sb, seq, rnd, interval == 0 ? now_ns() : *next_at) != 0) {
             break;
         }
-        while (st->inflight < cfg->inflight && (interval == 0 || next_at <= now)) {
-            if (send_one(st, &sb, &seq, &rnd, interval == 0 ? now_ns() : next_at) != 0) {
-                break;
-            }
-            next_at += interval;
+        *next_at += interval;
+    }
+    return interval > 0 && st->inflight < cfg->inflight ? *next_at : INT64_MAX;
+}
+
+/* Waits up to wait_ns for replies on any of the n clients and takes every one that has
+ * come. Returns how many were taken. */
+static int take_replies(run_state **st, zmq_pollitem_t *items, int n, int64_t wait_ns)
+{
+    int taken = 0;
+    for (int i = 0; i < n; i++) {
+        items[i].revents = 0;
+    }
+    /* zmq_poll counts in milliseconds: a shorter wait polls and then sleeps. */
+    if (zmq_poll(items, n, wait_ns >= 1000000 ? (long)(wait_ns / 1000000) : 0) == 0
+        && wait_ns > 0 && wait_ns < 1000000) {
+        struct timespec pause = { 0, (long)wait_ns };
+        nanosleep(&pause, NULL);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        while (take_reply(st[i], 0) == 1) {
+            taken++;
         }
-        if (interval > 0 && st->inflight < cfg->inflight) {
-            wait_ns = next_at - now;
-        } else {
-            wait_ns = end - now;
+    }
+    return taken;
+}
+
+static void *driver_run(void *arg)
+{
+    driver          *d = arg;
+    const bench_config *cfg = d->workers[d->first].cfg;
+    run_state      **st = calloc((size_t)d->n, sizeof(*st));
+    zmq_pollitem_t  *items = calloc((size_t)d->n, sizeof(*items));
+    uint64_t        *seq = calloc((size_t)d->n, sizeof(*seq));
+    uint64_t        *rnd = calloc((size_t)d->n, sizeof(*rnd));
+    int64_t         *next_at = calloc((size_t)d->n, sizeof(*next_at));
+    msgpack_sbuffer  sb;
+    /* Each client offers its share of the rate, staggered so they do not fire together. */
+    int64_t          interval = cfg->rate > 0 ? (int64_t)(1e9 * cfg->clients / cfg->rate) : 0;
+    bool             ready = st != NULL && items != NULL && seq != NULL && rnd != NULL
+                             && next_at != NULL;
+    int64_t          end, drain_end;
+
+    msgpack_sbuffer_init(&sb);
+    for (int i = 0; ready && i < d->n; i++) {
+        worker *w = &d->workers[d->first + i];
+        st[i] = calloc(1, sizeof(*st[i]));
+        if (st[i] == NULL) {
+            snprintf(w->setup_error, sizeof(w->setup_error), "out of memory");
+            ready = false;
+            break;
         }
+        st[i]->w = w;
+        st[i]->slots = calloc((size_t)cfg->inflight, sizeof(*st[i]->slots));
+        gl_client_keys keys;
+        gl_client_keys_from_env(&keys);
+        st[i]->client = gl_client_new_in(d->zmq_ctx, cfg->endpoint, &keys, w->setup_error,
+                                         sizeof(w->setup_error));
+        if (st[i]->slots == NULL) {
+            snprintf(w->setup_error, sizeof(w->setup_error), "out of memory");
+        }
+        if (st[i]->slots == NULL || st[i]->client == NULL) {
+            ready = false;
+            break;
+        }
+        items[i] = (zmq_pollitem_t){ .socket = gl_client_socket(st[i]->client),
+                                     .events = ZMQ_POLLIN };
+        rnd[i] = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->index + 1);
+    }
+    if (!ready && d->workers[d->first].setup_error[0] == '\0') {
+        snprintf(d->workers[d->first].setup_error, sizeof(d->workers[d->first].setup_error),
+                 "out of memory");
+    }
+    /* Everyone waits, ready or not, so the main thread never waits for ever. */
+    pthread_barrier_wait(d->barrier);
+    pthread_barrier_wait(d->barrier);
+    if (!ready) {
+        goto done;
+    }
+    end = *d->workers[d->first].end_ns;
+    for (int i = 0; i < d->n; i++) {
+        next_at[i] = *d->workers[d->first].start_ns
+                     + interval * d->workers[d->first + i].index / cfg->clients;
+    }
+    for (;;) {
+        int64_t now = now_ns(), due = end;
+        bool oom = false;
+        if (stop_requested || now >= end) {
+            break;
+        }
+        for (int i = 0; i < d->n; i++) {
+            int64_t at = offer(st[i], &sb, &seq[i], &rnd[i], interval, &next_at[i]);
+            due = at < due ? at : due;
+            oom |= st[i]->oom;
+        }
+        if (oom) {
+            break;
+        }
+        int64_t wait_ns = due - now_ns();
         if (wait_ns > 100000000) {
             wait_ns = 100000000;   /* look at the stop flag now and then */
         }
-        if (wait_ns >= 1000000) {
-            take_reply(st, (int)(wait_ns / 1000000));
-        } else if (take_reply(st, 0) == 0 && wait_ns > 0 && st->inflight < cfg->inflight) {
-            /* Less than a millisecond to the next send: zmq_poll cannot wait that little. */
-            pause.tv_sec = 0;
-            pause.tv_nsec = wait_ns;
-            nanosleep(&pause, NULL);
-        }
-        while (take_reply(st, 0) == 1) {
-        }
+        take_replies(st, items, d->n, wait_ns > 0 ? wait_ns : 0);
     }
     drain_end = now_ns() + (int64_t)cfg->timeout_ms * 1000000;
-    while (st->inflight > 0 && !st->oom) {
+    for (;;) {
+        int left_inflight = 0;
+        for (int i = 0; i < d->n; i++) {
+            left_inflight += st[i]->oom ? 0 : st[i]->inflight;
+        }
         int64_t left = drain_end - now_ns();
-
-        if (left <= 0) {
+        if (left_inflight == 0 || left <= 0) {
             break;
         }
-        take_reply(st, left > 100000000 ? 100 : (int)(left / 1000000) + 1);
+        take_replies(st, items, d->n, left > 100000000 ? 100000000 : left);
     }
-    w->errors[ERR_TIMEOUT] += (uint64_t)st->inflight;
-    if (st->oom) {
-        snprintf(w->setup_error, sizeof(w->setup_error), "out of memory during the run");
+    for (int i = 0; i < d->n; i++) {
+        st[i]->w->errors[ERR_TIMEOUT] += (uint64_t)st[i]->inflight;
+        if (st[i]->oom) {
+            snprintf(st[i]->w->setup_error, sizeof(st[i]->w->setup_error),
+                     "out of memory during the run");
+        }
     }
 done:
-    if (st != NULL) {
-        gl_client_destroy(&st->client);
-        free(st->slots);
-        free(st);
+    for (int i = 0; st != NULL && i < d->n; i++) {
+        if (st[i] != NULL) {
+            gl_client_destroy(&st[i]->client);
+            free(st[i]->slots);
+            free(st[i]);
+        }
     }
+    free(st);
+    free(items);
+    free(seq);
+    free(rnd);
+    free(next_at);
     msgpack_sbuffer_destroy(&sb);
     return NULL;
 }
@@ -809,6 +887,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "clients", required_argument, NULL, 'c' },
+        { "threads", required_argument, NULL, 'T' },
         { "inflight", required_argument, NULL, 'w' },
         { "seconds", required_argument, NULL, 's' },
         { "rate", required_argument, NULL, 'r' },
@@ -822,6 +901,7 @@ int main(int argc, char **argv)
     bench_config       cfg = {
         .endpoint = env != NULL && env[0] != '\0' ? env : GL_CLIENT_DEFAULT_ENDPOINT,
         .clients = 8,
+        .threads = 1,
         .inflight = 16,
         .seconds = 10,
         .rate = 0,
@@ -831,6 +911,9 @@ int main(int argc, char **argv)
     };
     worker            *workers = NULL;
     pthread_t         *threads = NULL;
+    driver            *drivers = NULL;
+    void              *zmq_ctx = NULL;
+    int                n_threads;
     pthread_barrier_t  barrier;
     bool               barrier_ready = false;
     int                started = 0;
@@ -840,10 +923,15 @@ int main(int argc, char **argv)
     int                rc = EXIT_FAILED;
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":e:c:w:s:r:m:t:d:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":e:c:T:w:s:r:m:t:d:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'e':
             cfg.endpoint = optarg;
+            break;
+        case 'T':
+            if (!parse_whole(optarg, 1, MAX_CLIENTS, &cfg.threads)) {
+                return usage_error("--threads wants 1-%d; got '%s'", MAX_CLIENTS, optarg);
+            }
             break;
         case 'c':
             if (!parse_whole(optarg, 1, MAX_CLIENTS, &cfg.clients)) {
@@ -902,8 +990,9 @@ int main(int argc, char **argv)
     if (load_catalog(&cfg) != 0) {
         goto done;
     }
-    printf("gridline-bench: %s, %d clients x %d in flight, %g s, ", cfg.endpoint, cfg.clients,
-           cfg.inflight, cfg.seconds);
+    printf("gridline-bench: %s, %d clients x %d in flight on %d thread(s), %g s, ",
+           cfg.endpoint, cfg.clients, cfg.inflight,
+           cfg.threads < cfg.clients ? cfg.threads : cfg.clients, cfg.seconds);
     if (cfg.rate > 0) {
         printf("%g creates/s offered", cfg.rate);
     } else {
@@ -922,10 +1011,13 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    n_threads = cfg.threads < cfg.clients ? cfg.threads : cfg.clients;
     workers = calloc((size_t)cfg.clients, sizeof(*workers));
-    threads = calloc((size_t)cfg.clients, sizeof(*threads));
-    if (workers == NULL || threads == NULL
-        || pthread_barrier_init(&barrier, NULL, (unsigned)cfg.clients + 1) != 0) {
+    threads = calloc((size_t)n_threads, sizeof(*threads));
+    drivers = calloc((size_t)n_threads, sizeof(*drivers));
+    zmq_ctx = zmq_ctx_new();
+    if (workers == NULL || threads == NULL || drivers == NULL || zmq_ctx == NULL
+        || pthread_barrier_init(&barrier, NULL, (unsigned)n_threads + 1) != 0) {
         fprintf(stderr, "gridline-bench: out of memory\n");
         goto done;
     }
@@ -933,7 +1025,14 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.clients; i++) {
         workers[i] = (worker){ .cfg = &cfg, .index = i, .barrier = &barrier,
                                .start_ns = &start, .end_ns = &end };
-        if (pthread_create(&threads[i], NULL, worker_run, &workers[i]) != 0) {
+    }
+    for (int i = 0; i < n_threads; i++) {
+        /* Thread i drives clients [i * clients / threads, (i + 1) * clients / threads). */
+        int first = (int)((long)i * cfg.clients / n_threads);
+        int last = (int)((long)(i + 1) * cfg.clients / n_threads);
+        drivers[i] = (driver){ .workers = workers, .first = first, .n = last - first,
+                               .zmq_ctx = zmq_ctx, .barrier = &barrier };
+        if (pthread_create(&threads[i], NULL, driver_run, &drivers[i]) != 0) {
             fprintf(stderr, "gridline-bench: cannot start thread %d\n", i);
             /* The barrier counts on every thread: the run cannot go on, so stop here. */
             exit(EXIT_FAILED);
@@ -974,6 +1073,10 @@ done:
     }
     free(workers);
     free(threads);
+    free(drivers);
+    if (zmq_ctx != NULL) {
+        zmq_ctx_term(zmq_ctx);   /* every client was closed by its thread */
+    }
     free(cfg.category);
     free(cfg.district);
     free(cfg.street);
