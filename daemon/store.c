@@ -67,6 +67,10 @@ struct store {
     size_t           n_pops, cap_pops;
     unsigned char   *pids;            /* one key's ids for an MDB_MULTIPLE put */
     size_t           cap_pids;
+    /* postings_flush's scratch, sized for cap_pops: the changes in order, the keys'
+     * hash table, and the distinct keys by rank. */
+    struct posting_ref { uint32_t key, seq; uint64_t id; } *prefs;
+    uint32_t        *phash, *pkeys;
 };
 
 struct store_txn {
@@ -278,6 +282,9 @@ void store_destroy(store **sp)
     msgpack_zone_destroy(&s->wzone);
     free(s->pops);
     free(s->pids);
+    free(s->prefs);
+    free(s->phash);
+    free(s->pkeys);
     free(s);
     *sp = NULL;
 }
@@ -549,18 +556,28 @@ static void index_keys_of(const case_record *c, index_keys *k)
             keys_add_dup(k, TAG_DUP_NEAR, c, c->location.district);
         }
     }
-    /* The deadlines still to act on. A case with a unit to sign for it or resolve it has
-     * them; firing one sets its bit in deadlines_fired, which takes its key away. */
+    /* The next deadline to act on. A case with a unit to sign for it or resolve it has
+     * up to three; only the earliest not yet acted on is indexed (ties: warn, accept,
+     * resolve), since one is acted on at a time: firing it sets its bit in
+     * deadlines_fired, and the rewrite of the case indexes the next. One entry a case
+     * instead of three is two puts fewer at every dispatch, and fewer pages a commit. */
     if (c->state == CASE_DISPATCHED || c->state == CASE_ACCEPTED) {
-        if (c->warn_at != 0 && (c->deadlines_fired & CASE_FIRED_WARN) == 0) {
-            keys_add_deadline(k, c->warn_at, c->id, DEADLINE_WARN);
+        int64_t due[DEADLINE_COUNT] = {
+            [DEADLINE_WARN] = (c->deadlines_fired & CASE_FIRED_WARN) == 0 ? c->warn_at : 0,
+            [DEADLINE_ACCEPT] = c->state == CASE_DISPATCHED
+                                        && (c->deadlines_fired & CASE_FIRED_ACCEPT) == 0
+                                    ? c->accept_by : 0,
+            [DEADLINE_RESOLVE] = (c->deadlines_fired & CASE_FIRED_RESOLVE) == 0
+                                     ? c->resolve_by : 0,
+        };
+        int next = -1;
+        for (int kind = 0; kind < DEADLINE_COUNT; kind++) {
+            if (due[kind] != 0 && (next < 0 || due[kind] < due[next])) {
+                next = kind;
+            }
         }
-        if (c->state == CASE_DISPATCHED && c->accept_by != 0
-            && (c->deadlines_fired & CASE_FIRED_ACCEPT) == 0) {
-            keys_add_deadline(k, c->accept_by, c->id, DEADLINE_ACCEPT);
-        }
-        if (c->resolve_by != 0 && (c->deadlines_fired & CASE_FIRED_RESOLVE) == 0) {
-            keys_add_deadline(k, c->resolve_by, c->id, DEADLINE_RESOLVE);
+        if (next >= 0) {
+            keys_add_deadline(k, due[next], c->id, (deadline_kind)next);
         }
     }
     k->len[k->n] = index_key_time(k->key[k->n], c->created_at, c->id);
@@ -671,13 +688,12 @@ static int index_put(store_txn *t, const index_keys *ks, size_t i, unsigned flag
     return rc == 0 ? 0 : lmdb_code(rc);
 }
 
-static int posting_cmp(const void *a, const void *b)
+typedef struct posting_ref posting_ref;
+
+static int posting_ref_cmp(const void *a, const void *b)
 {
-    const posting_op *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->key, y->key, n);
-    if (c != 0) return c;
-    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    const posting_ref *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
     if (x->id != y->id) return x->id < y->id ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
@@ -687,10 +703,72 @@ static bool posting_same_key(const posting_op *a, const posting_op *b)
     return a->len == b->len && memcmp(a->key, b->key, a->len) == 0;
 }
 
-/* Applies the transaction's posting changes, sorted so that each key is found once and
- * the ids it gains go in with one MDB_MULTIPLE put: a batch of cases mostly shares its
- * states, channels, districts and categories. For each (key, id) only the last change
- * counts, so a case indexed and unindexed in one batch comes out as it should. */
+/* qsort's comparator has no context argument: the ops being ranked. Writer thread only. */
+static const posting_op *ranking;
+
+static int posting_key_cmp(const void *a, const void *b)
+{
+    const posting_op *x = &ranking[*(const uint32_t *)a], *y = &ranking[*(const uint32_t *)b];
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->key, y->key, n);
+    return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Gives every queued change its key's rank among the distinct keys (in key order),
+ * into s->prefs, ready to sort by (key, id, seq) with integer compares: a batch has a
+ * few dozen distinct keys and hundreds of changes. Returns the number of distinct keys,
+ * or -1 without memory. */
+static long postings_rank(store *s)
+{
+    size_t n = s->n_pops, slots = 16;
+    while (slots < 2 * n) {
+        slots *= 2;
+    }
+    posting_ref *prefs = realloc(s->prefs, n * sizeof *prefs);
+    if (prefs != NULL) s->prefs = prefs;
+    uint32_t *phash = realloc(s->phash, slots * sizeof *phash);
+    if (phash != NULL) s->phash = phash;
+    uint32_t *pkeys = realloc(s->pkeys, n * sizeof *pkeys);
+    if (pkeys != NULL) s->pkeys = pkeys;
+    if (prefs == NULL || phash == NULL || pkeys == NULL) {
+        return -1;
+    }
+    /* Intern the keys: phash holds 1 + the op that first had each key. */
+    memset(phash, 0, slots * sizeof *phash);
+    size_t n_keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        const posting_op *op = &s->pops[i];
+        size_t h = (size_t)mp_fnv1a64(MP_FNV1A64_INIT, op->key, op->len) & (slots - 1);
+        while (phash[h] != 0 && !posting_same_key(&s->pops[phash[h] - 1], op)) {
+            h = (h + 1) & (slots - 1);
+        }
+        if (phash[h] == 0) {
+            phash[h] = (uint32_t)i + 1;
+            pkeys[n_keys++] = (uint32_t)i;
+        }
+        prefs[i] = (posting_ref){ (uint32_t)h, op->seq, op->id };
+    }
+    /* Rank the distinct keys in key order, so the main tree is walked one way. */
+    ranking = s->pops;
+    qsort(pkeys, n_keys, sizeof *pkeys, posting_key_cmp);
+    for (size_t r = 0; r < n_keys; r++) {
+        size_t h = (size_t)mp_fnv1a64(MP_FNV1A64_INIT, s->pops[pkeys[r]].key,
+                                      s->pops[pkeys[r]].len) & (slots - 1);
+        while (phash[h] != pkeys[r] + 1) {
+            h = (h + 1) & (slots - 1);
+        }
+        phash[h] = UINT32_MAX - (uint32_t)r;   /* slot -> rank, marked apart from op+1 */
+    }
+    for (size_t i = 0; i < n; i++) {
+        prefs[i].key = UINT32_MAX - phash[prefs[i].key];
+    }
+    return (long)n_keys;
+}
+
+/* Applies the transaction's posting changes, grouped by key so that each key is found
+ * once and the ids it gains go in with one MDB_MULTIPLE put: a batch of cases mostly
+ * shares its states, channels, districts and categories. For each (key, id) only the
+ * last change counts, so a case indexed and unindexed in one batch comes out right. */
 static int postings_flush(store_txn *t)
 {
     store *s = t->s;
@@ -699,7 +777,10 @@ static int postings_flush(store_txn *t)
     if (s->n_pops == 0) {
         return 0;
     }
-    qsort(s->pops, s->n_pops, sizeof s->pops[0], posting_cmp);
+    if (postings_rank(s) < 0) {
+        return GL_EUNAVAILABLE;
+    }
+    qsort(s->prefs, s->n_pops, sizeof s->prefs[0], posting_ref_cmp);
     if (s->cap_pids < s->n_pops * 8) {
         unsigned char *p = realloc(s->pids, s->n_pops * 8);
         if (p == NULL) {
@@ -711,32 +792,35 @@ static int postings_flush(store_txn *t)
     if ((rc = mdb_cursor_open(t->txn, s->post, &cur)) != 0) {
         return lmdb_code(rc);
     }
+    const posting_ref *p = s->prefs;
     for (size_t i = 0; i < s->n_pops && rc == 0;) {
-        /* One key's changes: [i, end). */
+        /* One key's changes: [i, end), ids ascending. */
         size_t end = i + 1, n_ids = 0;
-        while (end < s->n_pops && posting_same_key(&s->pops[i], &s->pops[end])) {
+        while (end < s->n_pops && p[end].key == p[i].key) {
             end++;
         }
-        MDB_val k = val_of(s->pops[i].key, s->pops[i].len);
+        const posting_op *op = &s->pops[p[i].seq];
+        MDB_val k = val_of(op->key, op->len);
         for (size_t j = i; j < end && rc == 0; j++) {
-            if (j + 1 < end && s->pops[j + 1].id == s->pops[j].id) {
+            if (j + 1 < end && p[j + 1].id == p[j].id) {
                 continue;   /* a later change to the same id decides */
             }
-            if (!s->pops[j].del) {
-                mp_put_be64(s->pids + 8 * n_ids++, s->pops[j].id);
+            if (!s->pops[p[j].seq].del) {
+                mp_put_be64(s->pids + 8 * n_ids++, p[j].id);
                 continue;
             }
             unsigned char idb[8];
-            mp_put_be64(idb, s->pops[j].id);
+            mp_put_be64(idb, p[j].id);
             MDB_val v = val_of(idb, 8);
             int r = mdb_del(t->txn, s->post, &k, &v);
             rc = r == 0 || r == MDB_NOTFOUND ? 0 : r;
         }
         if (rc == 0 && n_ids > 0) {
+            /* New cases' ids are the largest yet: appended, without a search each. */
             MDB_val data[2] = { { 8, s->pids }, { n_ids, NULL } };
-            rc = mdb_cursor_put(cur, &k, data, MDB_MULTIPLE);
+            rc = mdb_cursor_put(cur, &k, data, MDB_MULTIPLE | MDB_APPENDDUP);
             if (rc == MDB_KEYEXIST) {
-                /* An id already listed (a re-added value): one at a time then. */
+                /* Not all after the last id listed (a changed case): one at a time. */
                 rc = 0;
                 for (size_t j = 0; j < n_ids && rc == 0; j++) {
                     MDB_val v = val_of(s->pids + 8 * j, 8);

@@ -2,13 +2,15 @@
  * test_deadlines_store: the deadline index of the store (daemon/store.h:
  * store_case_deadline, store_next_deadline, store_due_deadlines) on the built-in city.
  *
- * A dispatched case has three pending deadlines (warn_at, accept_by, resolve_by), kept
- * in time order across cases. A committed decision marks its deadline acted on: it
- * leaves the index and a second decision for it is a conflict that writes nothing.
- * Escalation moves the case up with level + 1 and fresh deadlines; signing for it takes
- * the accept deadline away; resolving, returning or withdrawing takes them all; an
- * approved extension moves resolve_by (and the warning) in the index. The index
- * survives reopening the store, which is what a restarted daemon re-arms from.
+ * A dispatched case has three deadlines (warn_at, accept_by, resolve_by) in its record,
+ * but the index holds only the earliest one not yet acted on (ties: warn, accept,
+ * resolve), kept in time order across cases. A committed decision marks its deadline
+ * acted on: the next earliest takes its place in the index, and a second decision for it
+ * is a conflict that writes nothing. Escalation moves the case up with level + 1 and
+ * fresh deadlines; signing for it takes the accept deadline away; resolving, returning
+ * or withdrawing takes them all; an approved extension moves resolve_by (and the
+ * warning) in the index. The index survives reopening the store, which is what a
+ * restarted daemon re-arms from.
  */
 #include "case_event.h"
 #include "store.h"
@@ -267,9 +269,24 @@ static unsigned pending_kinds_of(fixture *f, uint64_t id)
     return bits;
 }
 
-#define P_WARN    (1u << DEADLINE_WARN)
-#define P_ACCEPT  (1u << DEADLINE_ACCEPT)
-#define P_RESOLVE (1u << DEADLINE_RESOLVE)
+/* The index holds exactly one deadline of case id: the kind one, due at `due`. */
+static void assert_indexed(fixture *f, uint64_t id, deadline_kind kind, int64_t due)
+{
+    due_list l = pending(f);
+    uint32_t n = 0, at = 0;
+
+    for (uint32_t i = 0; i < l.n; i++) {
+        if (l.e[i].id == id) {
+            n++;
+            at = i;
+        }
+    }
+    if (n != 1) {
+        fail_msg("case %llu: %u deadlines indexed, expected only its %s at %lld",
+                 (unsigned long long)id, n, deadline_kind_name(kind), (long long)due);
+    }
+    assert_entry(&l, at, id, kind, due);
+}
 
 /* The last event of a case. */
 typedef struct {
@@ -319,29 +336,51 @@ static last_event last_event_of(fixture *f, uint64_t id)
 
 /* ---- the index after a dispatch ----------------------------------------------------- */
 
-static void test_dispatch_gives_three_pending_deadlines_in_time_order(void **state)
+static void test_dispatch_indexes_the_earliest_of_its_deadlines(void **state)
 {
     fixture *f = *state;
     int64_t d0 = T0 + 1000;
     uint64_t id = dispatched_case(f, "a", d0);
     case_record c = get(f, id);
 
+    /* The record has all three... */
     assert_int_equal(c.accept_by, d0 + EM_ACCEPT);
     assert_int_equal(c.warn_at, d0 + EM_WARN);
     assert_int_equal(c.resolve_by, d0 + EM_RESOLVE);
     assert_int_equal(c.deadlines_fired, 0);
 
+    /* ...the index only the earliest: accept_by (60 min; warn 96, resolve 120). */
     due_list l = pending(f);
-    assert_int_equal(l.n, 3);
+    assert_int_equal(l.n, 1);
     assert_entry(&l, 0, id, DEADLINE_ACCEPT, d0 + EM_ACCEPT);
-    assert_entry(&l, 1, id, DEADLINE_WARN, d0 + EM_WARN);
-    assert_entry(&l, 2, id, DEADLINE_RESOLVE, d0 + EM_RESOLVE);
     assert_int_equal(next_due(f), d0 + EM_ACCEPT);
+
+    /* Each one acted on brings the next in its place, until none is left. */
+    assert_int_equal(decide(f, id, 2, DEADLINE_ACCEPT, OUTCOME_URGE, NULL, d0 + EM_ACCEPT), 0);
+    l = pending(f);
+    assert_int_equal(l.n, 1);
+    assert_entry(&l, 0, id, DEADLINE_WARN, d0 + EM_WARN);
+    assert_int_equal(next_due(f), d0 + EM_WARN);
+
+    assert_int_equal(decide(f, id, 3, DEADLINE_WARN, OUTCOME_WARN, NULL, d0 + EM_WARN), 0);
+    l = pending(f);
+    assert_int_equal(l.n, 1);
+    assert_entry(&l, 0, id, DEADLINE_RESOLVE, d0 + EM_RESOLVE);
+    assert_int_equal(next_due(f), d0 + EM_RESOLVE);
+
+    assert_int_equal(decide(f, id, 4, DEADLINE_RESOLVE, OUTCOME_SUPERVISE, NULL,
+                            d0 + EM_RESOLVE), 0);
+    c = get(f, id);
+    assert_int_equal(c.state, CASE_DISPATCHED);
+    assert_int_equal(c.deadlines_fired,
+                     CASE_FIRED_ACCEPT | CASE_FIRED_WARN | CASE_FIRED_RESOLVE);
+    assert_int_equal(pending(f).n, 0);
+    assert_int_equal(next_due(f), -1);
 }
 
 /* Every other index key a case can have (state, channel, unit, the four places,
  * category, phone, both duplicate keys): the deadlines still fit beside them. */
-static void test_a_case_with_every_index_key_still_has_its_three_deadlines(void **state)
+static void test_a_case_with_every_index_key_still_has_its_next_deadline(void **state)
 {
     fixture *f = *state;
     store_txn *t = NULL;
@@ -361,9 +400,9 @@ static void test_a_case_with_every_index_key_still_has_its_three_deadlines(void 
     assert_int_equal(store_write_commit(&t), 0);
     free(out.data);
     dispatch(f, out.id, "D01-S01-C01-CENTRE", T0 + 1);
-    assert_int_equal(pending_kinds_of(f, out.id), P_WARN | P_ACCEPT | P_RESOLVE);
+    assert_indexed(f, out.id, DEADLINE_ACCEPT, T0 + 1 + EM_ACCEPT);
     assert_int_equal(act(f, out.id, ACT_ACCEPT, T0 + 2, 0), 0);
-    assert_int_equal(pending_kinds_of(f, out.id), P_WARN | P_RESOLVE);
+    assert_indexed(f, out.id, DEADLINE_WARN, T0 + 1 + EM_WARN);
 }
 
 static void test_a_registered_case_has_no_deadline(void **state)
@@ -378,9 +417,14 @@ static void test_a_registered_case_has_no_deadline(void **state)
 static void test_due_lists_only_what_is_due_earliest_first_across_cases(void **state)
 {
     fixture *f = *state;
-    int64_t a0 = T0, b0 = T0 + 30 * MIN_MS;
+    /* The same class, half an hour apart. Counted in minutes from T0, a: accept 60,
+     * warn 96, resolve 120; b: accept 90, warn 126, resolve 150; c: accept 120, warn
+     * 156, resolve 180; d: accept 150, warn 186, resolve 210. Indexed: the accepts. */
+    int64_t a0 = T0, b0 = T0 + 30 * MIN_MS, c0 = T0 + 60 * MIN_MS, d0 = T0 + 90 * MIN_MS;
     uint64_t a = dispatched_case(f, "a", a0);
-    uint64_t b = dispatched_case(f, "b", b0);   /* same class, half an hour later */
+    uint64_t b = dispatched_case(f, "b", b0);
+    uint64_t c = dispatched_case(f, "c", c0);
+    uint64_t d = dispatched_case(f, "d", d0);
 
     /* Nothing before the first deadline. */
     assert_int_equal(due_at(f, a0 + EM_ACCEPT - 1, 32).n, 0);
@@ -389,26 +433,38 @@ static void test_due_lists_only_what_is_due_earliest_first_across_cases(void **s
     assert_int_equal(l.n, 1);
     assert_entry(&l, 0, a, DEADLINE_ACCEPT, a0 + EM_ACCEPT);
 
-    /* a: accept 60, warn 96, resolve 120; b: accept 90, warn 126, resolve 150 (min). */
+    /* At 120: a's warning (96) and resolve_by (120) are not indexed while its accept is
+     * pending; d's accept (150) is not due yet. */
     l = due_at(f, a0 + 2 * HOUR_MS, 32);
+    assert_int_equal(l.n, 3);
+    assert_entry(&l, 0, a, DEADLINE_ACCEPT, a0 + EM_ACCEPT);
+    assert_entry(&l, 1, b, DEADLINE_ACCEPT, b0 + EM_ACCEPT);
+    assert_entry(&l, 2, c, DEADLINE_ACCEPT, c0 + EM_ACCEPT);
+
+    l = pending(f);
     assert_int_equal(l.n, 4);
     assert_entry(&l, 0, a, DEADLINE_ACCEPT, a0 + EM_ACCEPT);
     assert_entry(&l, 1, b, DEADLINE_ACCEPT, b0 + EM_ACCEPT);
-    assert_entry(&l, 2, a, DEADLINE_WARN, a0 + EM_WARN);
-    assert_entry(&l, 3, a, DEADLINE_RESOLVE, a0 + EM_RESOLVE);
+    assert_entry(&l, 2, c, DEADLINE_ACCEPT, c0 + EM_ACCEPT);
+    assert_entry(&l, 3, d, DEADLINE_ACCEPT, d0 + EM_ACCEPT);
 
+    /* a's accept acted on: its warning (96) takes its place, between b's and c's. */
+    assert_int_equal(decide(f, a, 2, DEADLINE_ACCEPT, OUTCOME_URGE, NULL, a0 + EM_ACCEPT), 0);
     l = pending(f);
-    assert_int_equal(l.n, 6);
-    for (uint32_t i = 1; i < l.n; i++) {
-        assert_true(l.e[i - 1].due <= l.e[i].due);
-    }
-    assert_entry(&l, 4, b, DEADLINE_WARN, b0 + EM_WARN);
-    assert_entry(&l, 5, b, DEADLINE_RESOLVE, b0 + EM_RESOLVE);
+    assert_int_equal(l.n, 4);
+    assert_entry(&l, 0, b, DEADLINE_ACCEPT, b0 + EM_ACCEPT);
+    assert_entry(&l, 1, a, DEADLINE_WARN, a0 + EM_WARN);
+    assert_entry(&l, 2, c, DEADLINE_ACCEPT, c0 + EM_ACCEPT);
+    assert_entry(&l, 3, d, DEADLINE_ACCEPT, d0 + EM_ACCEPT);
+    l = due_at(f, a0 + 2 * HOUR_MS, 32);
+    assert_int_equal(l.n, 3);
+    assert_entry(&l, 2, c, DEADLINE_ACCEPT, c0 + EM_ACCEPT);
 
     /* At most max, and fn may stop the walk. */
     l = due_at(f, INT64_MAX, 2);
     assert_int_equal(l.n, 2);
-    assert_entry(&l, 1, b, DEADLINE_ACCEPT, b0 + EM_ACCEPT);
+    assert_entry(&l, 0, b, DEADLINE_ACCEPT, b0 + EM_ACCEPT);
+    assert_entry(&l, 1, a, DEADLINE_WARN, a0 + EM_WARN);
     store_reader *r = NULL;
     due_list s;
     memset(&s, 0, sizeof s);
@@ -417,6 +473,7 @@ static void test_due_lists_only_what_is_due_earliest_first_across_cases(void **s
     assert_int_equal(store_due_deadlines(r, INT64_MAX, 32, collect, &s), 0);
     store_read_end(&r);
     assert_int_equal(s.n, 3);
+    assert_entry(&s, 2, c, DEADLINE_ACCEPT, c0 + EM_ACCEPT);
 }
 
 static void test_deadlines_at_the_same_time_are_all_listed(void **state)
@@ -441,6 +498,7 @@ static void test_an_urge_marks_the_accept_deadline_fired_once(void **state)
     int64_t now = T0 + EM_ACCEPT + 5;
     uint64_t seq = store_last_seq(f->s);
 
+    assert_indexed(f, id, DEADLINE_ACCEPT, T0 + EM_ACCEPT);
     assert_int_equal(decide(f, id, 2, DEADLINE_ACCEPT, OUTCOME_URGE, NULL, now), 0);
     case_record c = get(f, id);
     assert_int_equal(c.version, 3);
@@ -455,8 +513,8 @@ static void test_an_urge_marks_the_accept_deadline_fired_once(void **state)
     assert_string_equal(e.actor, "escalator");
     assert_string_equal(e.note, "the reason for it");
 
-    /* Gone from the index: the next is the warning. */
-    assert_int_equal(pending_kinds_of(f, id), P_WARN | P_RESOLVE);
+    /* Gone from the index: the warning, the next earliest, takes its place. */
+    assert_indexed(f, id, DEADLINE_WARN, T0 + EM_WARN);
     assert_int_equal(next_due(f), T0 + EM_WARN);
     assert_int_equal(due_at(f, now, 32).n, 0);
 
@@ -470,6 +528,7 @@ static void test_an_urge_marks_the_accept_deadline_fired_once(void **state)
     c = get(f, id);
     assert_int_equal(c.version, 3);
     assert_int_equal(c.updated_at, now);
+    assert_indexed(f, id, DEADLINE_WARN, T0 + EM_WARN);
 }
 
 static void test_a_warning_then_a_supervision(void **state)
@@ -477,11 +536,13 @@ static void test_a_warning_then_a_supervision(void **state)
     fixture *f = *state;
     uint64_t id = dispatched_case(f, "a", T0);
 
+    /* Decided out of order, before the (earlier) accept deadline: that one, still
+     * pending, stays the one indexed at every step. */
     assert_int_equal(decide(f, id, 2, DEADLINE_WARN, OUTCOME_WARN, NULL, T0 + EM_WARN), 0);
     case_record c = get(f, id);
     assert_int_equal(c.deadlines_fired, CASE_FIRED_WARN);
     assert_int_equal(last_event_of(f, id).type, EVENT_WARNED);
-    assert_int_equal(pending_kinds_of(f, id), P_ACCEPT | P_RESOLVE);
+    assert_indexed(f, id, DEADLINE_ACCEPT, T0 + EM_ACCEPT);
     assert_int_equal(decide(f, id, 3, DEADLINE_WARN, OUTCOME_WARN, NULL, T0 + EM_WARN + 1),
                      GL_ECONFLICT);
 
@@ -496,7 +557,13 @@ static void test_a_warning_then_a_supervision(void **state)
     last_event e = last_event_of(f, id);
     assert_int_equal(e.type, EVENT_SUPERVISED);
     assert_string_equal(e.actor, "escalator");
-    assert_int_equal(pending_kinds_of(f, id), P_ACCEPT);
+    assert_indexed(f, id, DEADLINE_ACCEPT, T0 + EM_ACCEPT);
+
+    /* The accept deadline acted on too: nothing is left to index. */
+    assert_int_equal(decide(f, id, 4, DEADLINE_ACCEPT, OUTCOME_URGE, NULL, T0 + EM_RESOLVE + 1),
+                     0);
+    assert_int_equal(pending(f).n, 0);
+    assert_int_equal(next_due(f), -1);
 }
 
 static void test_escalation_moves_the_case_up_with_fresh_deadlines(void **state)
@@ -507,8 +574,10 @@ static void test_escalation_moves_the_case_up_with_fresh_deadlines(void **state)
 
     /* Signed for, warned; then the resolve deadline passes. */
     assert_int_equal(act(f, id, ACT_ACCEPT, T0 + 10, 0), 0);
+    assert_indexed(f, id, DEADLINE_WARN, T0 + EM_WARN);
     assert_int_equal(decide(f, id, 3, DEADLINE_WARN, OUTCOME_WARN, NULL, T0 + EM_WARN), 0);
     assert_int_equal(get(f, id).deadlines_fired, CASE_FIRED_WARN);
+    assert_indexed(f, id, DEADLINE_RESOLVE, T0 + EM_RESOLVE);
     uint64_t seq = store_last_seq(f->s);
 
     assert_int_equal(decide(f, id, 4, DEADLINE_RESOLVE, OUTCOME_ESCALATE, "D01-S01-OFFICE",
@@ -531,12 +600,12 @@ static void test_escalation_moves_the_case_up_with_fresh_deadlines(void **state)
     assert_string_equal(e.unit, "D01-S01-OFFICE");
     assert_string_equal(e.actor, "escalator");
 
-    /* The old deadlines are gone from the index, the new three are there. */
+    /* The old resolve_by is gone from the index; the earliest of the new three, the
+     * accept deadline (signed for again), is there. */
     due_list l = pending(f);
-    assert_int_equal(l.n, 3);
+    assert_int_equal(l.n, 1);
     assert_entry(&l, 0, id, DEADLINE_ACCEPT, now + EM_ACCEPT);
-    assert_entry(&l, 1, id, DEADLINE_WARN, now + EM_WARN);
-    assert_entry(&l, 2, id, DEADLINE_RESOLVE, now + EM_RESOLVE);
+    assert_int_equal(next_due(f), now + EM_ACCEPT);
     assert_int_equal(due_at(f, now, 32).n, 0);
 
     /* Up again: level 2 at the district's department for the category. */
@@ -546,7 +615,9 @@ static void test_escalation_moves_the_case_up_with_fresh_deadlines(void **state)
     assert_int_equal(c.level, 2);
     assert_true(gl_str_eq(c.unit, "D01-URBAN"));
     assert_int_equal(c.resolve_by, now2 + EM_RESOLVE);
-    assert_int_equal(pending(f).n, 3);
+    l = pending(f);
+    assert_int_equal(l.n, 1);
+    assert_entry(&l, 0, id, DEADLINE_ACCEPT, now2 + EM_ACCEPT);
 }
 
 static void test_escalation_to_no_such_unit_is_refused_and_writes_nothing(void **state)
@@ -563,7 +634,7 @@ static void test_escalation_to_no_such_unit_is_refused_and_writes_nothing(void *
     case_record c = get(f, id);
     assert_int_equal(c.version, 2);
     assert_int_equal(c.deadlines_fired, 0);
-    assert_int_equal(pending_kinds_of(f, id), P_WARN | P_ACCEPT | P_RESOLVE);
+    assert_indexed(f, id, DEADLINE_ACCEPT, T0 + EM_ACCEPT);
 }
 
 static void test_stale_version_or_missing_case_is_refused(void **state)
@@ -585,9 +656,10 @@ static void test_stale_version_or_missing_case_is_refused(void **state)
                      GL_ECONFLICT);
     assert_int_equal(store_last_seq(f->s), seq);
     assert_int_equal(get(f, id).deadlines_fired, 0);
-    assert_int_equal(pending_kinds_of(f, id), P_WARN | P_ACCEPT | P_RESOLVE);
-    /* On the current version it goes through. */
+    assert_indexed(f, id, DEADLINE_ACCEPT, T0 + EM_ACCEPT);
+    /* On the current version it goes through, and the warning is next. */
     assert_int_equal(decide(f, id, v, DEADLINE_ACCEPT, OUTCOME_URGE, NULL, T0 + EM_ACCEPT), 0);
+    assert_indexed(f, id, DEADLINE_WARN, T0 + EM_WARN);
 
     assert_int_equal(decide(f, 999, 1, DEADLINE_ACCEPT, OUTCOME_URGE, NULL, T0), GL_ENOT_FOUND);
 }
@@ -599,13 +671,18 @@ static void test_accept_removes_the_accept_deadline(void **state)
     fixture *f = *state;
     uint64_t id = dispatched_case(f, "a", T0);
 
+    assert_indexed(f, id, DEADLINE_ACCEPT, T0 + EM_ACCEPT);
     assert_int_equal(act(f, id, ACT_ACCEPT, T0 + 5, 0), 0);
-    assert_int_equal(pending_kinds_of(f, id), P_WARN | P_RESOLVE);
+    /* accept_by stays in the record, but the warning is now the next deadline. */
+    assert_int_equal(get(f, id).accept_by, T0 + EM_ACCEPT);
+    assert_indexed(f, id, DEADLINE_WARN, T0 + EM_WARN);
     assert_int_equal(next_due(f), T0 + EM_WARN);
+    assert_int_equal(due_at(f, T0 + EM_ACCEPT, 32).n, 0);
     /* The urge would come too late: the case was signed for. */
     assert_int_equal(decide(f, id, 3, DEADLINE_ACCEPT, OUTCOME_URGE, NULL, T0 + EM_ACCEPT),
                      GL_ECONFLICT);
     assert_int_equal(last_event_of(f, id).type, EVENT_ACCEPTED);
+    assert_indexed(f, id, DEADLINE_WARN, T0 + EM_WARN);
 }
 
 static void test_resolve_removes_every_deadline(void **state)
@@ -640,8 +717,9 @@ static void test_return_and_withdraw_remove_every_deadline(void **state)
     /* Dispatched again after the return: fresh deadlines from the new dispatch. */
     dispatch(f, a, "D01-S01-OFFICE", T0 + HOUR_MS);
     due_list l = pending(f);
-    assert_int_equal(l.n, 3);
+    assert_int_equal(l.n, 1);
     assert_entry(&l, 0, a, DEADLINE_ACCEPT, T0 + HOUR_MS + EM_ACCEPT);
+    assert_int_equal(next_due(f), T0 + HOUR_MS + EM_ACCEPT);
 }
 
 static void test_approved_extension_moves_resolve_by_in_the_index(void **state)
@@ -651,11 +729,13 @@ static void test_approved_extension_moves_resolve_by_in_the_index(void **state)
     int64_t until = T0 + 4 * HOUR_MS;
 
     assert_int_equal(act(f, id, ACT_ACCEPT, T0 + 5, 0), 0);
+    assert_indexed(f, id, DEADLINE_WARN, T0 + EM_WARN);
     /* Warned and escalation-due, then an extension is approved before the decision. */
     assert_int_equal(decide(f, id, 3, DEADLINE_WARN, OUTCOME_WARN, NULL, T0 + EM_WARN), 0);
+    assert_indexed(f, id, DEADLINE_RESOLVE, T0 + EM_RESOLVE);
     assert_int_equal(act(f, id, ACT_EXTEND, T0 + EM_WARN + 1, until), 0);
     /* Asked for, not yet decided: the old limit still stands. */
-    assert_int_equal(pending_kinds_of(f, id), P_RESOLVE);
+    assert_indexed(f, id, DEADLINE_RESOLVE, T0 + EM_RESOLVE);
     assert_int_equal(next_due(f), T0 + EM_RESOLVE);
     assert_int_equal(act(f, id, ACT_APPROVE_EXTENSION, T0 + EM_WARN + 2, 0), 0);
     case_record c = get(f, id);
@@ -664,15 +744,22 @@ static void test_approved_extension_moves_resolve_by_in_the_index(void **state)
     /* The longer time gets its own warning, at the same share (80%) of it. */
     assert_int_equal(c.warn_at, T0 + (int64_t)(0.8 * (double)(4 * HOUR_MS)));
     assert_int_equal(c.deadlines_fired & (CASE_FIRED_WARN | CASE_FIRED_RESOLVE), 0);
+    /* The new warning (192 min) is the earliest again: it is indexed, not resolve_by. */
     due_list l = pending(f);
-    assert_int_equal(l.n, 2);
+    assert_int_equal(l.n, 1);
     assert_entry(&l, 0, id, DEADLINE_WARN, c.warn_at);
-    assert_entry(&l, 1, id, DEADLINE_RESOLVE, until);
+    assert_int_equal(next_due(f), c.warn_at);
     /* Nothing is due at the old resolve_by any more. */
     assert_int_equal(due_at(f, T0 + EM_RESOLVE, 32).n, 0);
     /* A decision on the old limit, made before the approval, is stale. */
     assert_int_equal(decide(f, id, 4, DEADLINE_RESOLVE, OUTCOME_ESCALATE, "D01-S01-OFFICE",
                             T0 + EM_RESOLVE), GL_ECONFLICT);
+    /* The new warning acted on: the new resolve_by is next. */
+    assert_int_equal(decide(f, id, c.version, DEADLINE_WARN, OUTCOME_WARN, NULL, c.warn_at), 0);
+    l = pending(f);
+    assert_int_equal(l.n, 1);
+    assert_entry(&l, 0, id, DEADLINE_RESOLVE, until);
+    assert_int_equal(next_due(f), until);
 }
 
 static void test_the_index_survives_reopening_the_store(void **state)
@@ -687,14 +774,22 @@ static void test_the_index_survives_reopening_the_store(void **state)
     f->s = store_new(f->dir, &opts, err, sizeof err);
     assert_non_null(f->s);
 
+    /* a's accept was acted on, so its warning is indexed; b's accept still is. */
     due_list l = pending(f);
-    assert_int_equal(l.n, 5);
+    assert_int_equal(l.n, 2);
     assert_entry(&l, 0, b, DEADLINE_ACCEPT, T0 + MIN_MS + EM_ACCEPT);
     assert_entry(&l, 1, a, DEADLINE_WARN, T0 + EM_WARN);
     assert_int_equal(next_due(f), T0 + MIN_MS + EM_ACCEPT);
     /* What fired before still does not fire again. */
     assert_int_equal(decide(f, a, 3, DEADLINE_ACCEPT, OUTCOME_URGE, NULL, T0 + EM_ACCEPT + 1),
                      GL_ECONFLICT);
+    /* The reopened index moves on as before: b's warning follows its accept. */
+    assert_int_equal(decide(f, b, 2, DEADLINE_ACCEPT, OUTCOME_URGE, NULL,
+                            T0 + MIN_MS + EM_ACCEPT), 0);
+    l = pending(f);
+    assert_int_equal(l.n, 2);
+    assert_entry(&l, 0, a, DEADLINE_WARN, T0 + EM_WARN);
+    assert_entry(&l, 1, b, DEADLINE_WARN, T0 + MIN_MS + EM_WARN);
 }
 
 static void test_extension_after_an_escalation_warns_at_the_share_from_the_escalation(void **state)
@@ -720,8 +815,8 @@ static void test_extension_after_an_escalation_warns_at_the_share_from_the_escal
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dispatch_gives_three_pending_deadlines_in_time_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_case_with_every_index_key_still_has_its_three_deadlines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_indexes_the_earliest_of_its_deadlines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_case_with_every_index_key_still_has_its_next_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_registered_case_has_no_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_due_lists_only_what_is_due_earliest_first_across_cases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines_at_the_same_time_are_all_listed, setup, teardown),
