@@ -37,8 +37,11 @@ enum {
     TAG_CREATED = '~'
 };
 
+#define POSTING_PART_SHIFT 16
+#define POSTING_PART_BYTES 4   /* partitions of ids below 2^48 */
+
 /* A posting list change waiting for the commit (see postings_flush). */
-#define POSTING_KEY_MAX (1 + REQUEST_MAX_CODE + 2)
+#define POSTING_KEY_MAX (1 + REQUEST_MAX_CODE + 2 + 1 + POSTING_PART_BYTES)
 typedef struct {
     uint64_t      id;
     uint32_t      seq;      /* order of the changes to one (key, id): the last one wins */
@@ -165,10 +168,11 @@ static int check_schema(store *s, MDB_txn *txn, const char *dir, char *err, size
     }
     const unsigned char *b = v.mv_data;
     unsigned ver = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
-    if (ver == 1 || ver == 2) {
+    if (ver >= 1 && ver <= 3) {
         /* Schema 2 added the unit-and-state index, schema 3 moved the list filters'
-         * entries into posting lists. Both are rebuilt from the cases, in the opening
-         * transaction, so a crash half way leaves the old schema as it was. */
+         * entries into posting lists, schema 4 cut the lists into partitions of ids.
+         * Each is rebuilt from the cases, in the opening transaction, so a crash half
+         * way leaves the old schema as it was. */
         uint64_t n = 0;
         unsigned char nver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
         MDB_val nv = val_of(nver, 4);
@@ -371,13 +375,29 @@ void store_write_abort(store_txn **tp)
     *tp = NULL;
 }
 
-/* A posting key: tag, value. Its data are the ids of the cases holding that value, as
- * 8-byte big-endian duplicates, so they sort in id order and pack 500 to a page. */
-static size_t posting_key(unsigned char *out, int tag, gl_str value)
+/* A posting key: tag, value, NUL, partition. Its data are the ids of the cases holding
+ * that value, as 8-byte big-endian duplicates, so they sort in id order and pack 500 to
+ * a page. The partition (id >> POSTING_PART_SHIFT, big-endian) cuts a value's list into
+ * runs of 65,536 ids: each run's tree stays two pages deep however large the store
+ * grows, so appending to a list dirties two pages, not one more per level (a batch
+ * appends to a dozen lists). Values hold no NUL, so one value's keys are contiguous. */
+static size_t posting_prefix(unsigned char *out, int tag, gl_str value)
 {
     out[0] = (unsigned char)tag;
     memcpy(out + 1, value.p, value.n);
-    return 1 + value.n;
+    out[1 + value.n] = 0;
+    return 2 + value.n;
+}
+
+static size_t posting_key(unsigned char *out, int tag, gl_str value, uint64_t id)
+{
+    size_t n = posting_prefix(out, tag, value);
+    uint64_t part = id >> POSTING_PART_SHIFT;
+    for (int i = POSTING_PART_BYTES - 1; i >= 0; i--) {
+        out[n + (size_t)i] = (unsigned char)part;
+        part >>= 8;
+    }
+    return n + POSTING_PART_BYTES;
 }
 
 /* The tags whose entries are posting lists (in post); the others stay in index. */
@@ -416,7 +436,7 @@ static void keys_add_posting(index_keys *k, int tag, gl_str value, uint64_t id)
     if (value.n == 0 || value.n > REQUEST_MAX_CODE + 2 || k->n == INDEX_KEYS_MAX) {
         return;
     }
-    k->len[k->n] = posting_key(k->key[k->n], tag, value);
+    k->len[k->n] = posting_key(k->key[k->n], tag, value, id);
     mp_put_be64(k->val[k->n], id);
     k->vlen[k->n] = 8;
     k->posting[k->n] = true;
@@ -2006,6 +2026,7 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
     char onebyte[REQUEST_MAX_CODE + 2];
     int tag = driver_of(f, &value, onebyte);
     unsigned char kb[INDEX_KEY_MAX + REQUEST_MAX_CODE], idb[8];
+    size_t prefix = 0;
     MDB_cursor *cur;
     MDB_val k, v;
     uint32_t found = 0, examined = 0;
@@ -2020,9 +2041,9 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
         if (value.n > REQUEST_MAX_CODE + 2) {
             return 0;
         }
-        k = val_of(kb, posting_key(kb, tag, value));
+        prefix = posting_prefix(kb, tag, value);
+        k = val_of(kb, posting_key(kb, tag, value, after + 1));
         mp_put_be64(idb, after + 1);
-        v = val_of(idb, 8);
         rc = mdb_cursor_open(r->txn, s->post, &cur);
     } else {
         uint64_t start = after + 1;
@@ -2041,10 +2062,26 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
         return GL_EINTERNAL;
     }
 
-    rc = mdb_cursor_get(cur, &k, &v, tag != 0 ? MDB_GET_BOTH_RANGE : MDB_SET_RANGE);
+    MDB_val start = k;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (tag != 0 && rc == 0 && k.mv_size == start.mv_size
+        && memcmp(k.mv_data, start.mv_data, start.mv_size) == 0) {
+        /* after+1's own partition: from the first id past after in it, if any. */
+        MDB_val kk = start, vv = val_of(idb, 8);
+        rc = mdb_cursor_get(cur, &kk, &vv, MDB_GET_BOTH_RANGE);
+        if (rc == 0) {
+            v = vv;
+        } else if (rc == MDB_NOTFOUND) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
+        }
+    }
     while (rc == 0) {
         uint64_t id;
         if (tag != 0) {
+            /* The value's partitions, in id order, then another value: the end. */
+            if (k.mv_size != prefix + POSTING_PART_BYTES || memcmp(k.mv_data, kb, prefix) != 0) {
+                break;
+            }
             if (v.mv_size != 8) {
                 out = GL_EINTERNAL;
                 break;
@@ -2088,7 +2125,7 @@ int store_list(store_reader *r, const request_filter *f, uint64_t after, uint32_
             }
             found += took == 0;
         }
-        rc = mdb_cursor_get(cur, &k, &v, tag != 0 ? MDB_NEXT_DUP : MDB_NEXT);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
     return out;

@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2   /* 2: the unit-and-state index; 1 is upgraded at open */
+#define STORE_SCHEMA_VERSION 4   /* 4: partitioned posting lists; 1 to 3 are upgraded at open */
 
 typedef struct store store;
 typedef struct store_txn store_txn;

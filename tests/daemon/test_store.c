@@ -494,9 +494,10 @@ static int dispatch(store *s, const city *c, const route_decision *d, int64_t no
     return rc;
 }
 
-/* Rewrites the store as an older schema wrote it: every posting (tag+value -> id) back
- * into index as a key of its own (tag, value, NUL, id), without the unit-and-state
- * entries ('v') for schema 1, and the posting database emptied. */
+/* Rewrites the store as an older schema wrote it. Schema 3: the posting lists without
+ * partitions (key: tag and value only). Schemas 1 and 2: every posting back into index
+ * as a key of its own (tag, value, NUL, id), without the unit-and-state entries ('v')
+ * for schema 1, and the posting database emptied. */
 static void make_legacy_schema(const char *dir, unsigned version)
 {
     MDB_env *env;
@@ -513,23 +514,41 @@ static void make_legacy_schema(const char *dir, unsigned version)
     assert_int_equal(mdb_dbi_open(txn, "index", 0, &index), 0);
     assert_int_equal(mdb_dbi_open(txn, "post", MDB_DUPSORT | MDB_DUPFIXED, &post), 0);
     assert_int_equal(mdb_cursor_open(txn, post, &cur), 0);
+    struct { unsigned char key[128]; size_t len; unsigned char id[8]; } *olds = NULL;
+    size_t n_olds = 0;
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        unsigned char old[128];
-        assert_true(k.mv_size + 1 + v.mv_size <= sizeof old && v.mv_size == 8);
+        /* tag, value, NUL, 4 partition bytes: the old key is tag and value. */
+        assert_true(k.mv_size > 5 && k.mv_size - 5 + 9 <= sizeof olds->key && v.mv_size == 8);
+        assert_int_equal(((const unsigned char *)k.mv_data)[k.mv_size - 5], 0);
         if (version == 1 && ((const char *)k.mv_data)[0] == 'v') {
             continue;
         }
-        memcpy(old, k.mv_data, k.mv_size);
-        old[k.mv_size] = 0;
-        memcpy(old + k.mv_size + 1, v.mv_data, 8);
-        MDB_val ok = { k.mv_size + 9, old }, ov = { 0, "" };
-        assert_int_equal(mdb_put(txn, index, &ok, &ov, 0), 0);
-        moved++;
+        olds = realloc(olds, (n_olds + 1) * sizeof *olds);
+        assert_non_null(olds);
+        memcpy(olds[n_olds].key, k.mv_data, k.mv_size - 5);
+        olds[n_olds].len = k.mv_size - 5;
+        memcpy(olds[n_olds].id, v.mv_data, 8);
+        n_olds++;
     }
     mdb_cursor_close(cur);
-    assert_true(moved > 0);
     assert_int_equal(mdb_drop(txn, post, 0), 0);
+    for (size_t i = 0; i < n_olds; i++) {
+        if (version == 3) {
+            MDB_val ok = { olds[i].len, olds[i].key }, ov = { 8, olds[i].id };
+            assert_int_equal(mdb_put(txn, post, &ok, &ov, 0), 0);
+        } else {
+            unsigned char old[160];
+            memcpy(old, olds[i].key, olds[i].len);
+            old[olds[i].len] = 0;
+            memcpy(old + olds[i].len + 1, olds[i].id, 8);
+            MDB_val ok = { olds[i].len + 9, old }, ov = { 0, "" };
+            assert_int_equal(mdb_put(txn, index, &ok, &ov, 0), 0);
+        }
+        moved++;
+    }
+    free(olds);
+    assert_true(moved > 0);
     unsigned char ver[4] = { 0, 0, 0, (unsigned char)version };
     MDB_val sk = { 6, "schema" }, sv = { 4, ver };
     assert_int_equal(mdb_put(txn, meta, &sk, &sv, 0), 0);
@@ -616,15 +635,17 @@ static void upgrade_from(void **state, unsigned version)
     city_destroy(&c);
 }
 
-/* The ids listed under a posting key, read with LMDB itself (the store must be closed:
- * one process may not open the same environment twice). */
+/* The ids listed under a posting key (a tag and a value), over all its partitions,
+ * read with LMDB itself (the store must be closed: one process may not open the same
+ * environment twice). */
 static size_t posting_ids(const char *dir, const char *key, uint64_t *ids, size_t cap)
 {
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi post;
     MDB_cursor *cur;
-    MDB_val k = { strlen(key), (void *)key }, v;
+    size_t plen = strlen(key) + 1;   /* the key and its NUL, then 4 partition bytes */
+    MDB_val k = { plen, (void *)key }, v;
     size_t n = 0;
     assert_int_equal(mdb_env_create(&env), 0);
     mdb_env_set_maxdbs(env, 16);
@@ -632,8 +653,9 @@ static size_t posting_ids(const char *dir, const char *key, uint64_t *ids, size_
     assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "post", 0, &post), 0);
     assert_int_equal(mdb_cursor_open(txn, post, &cur), 0);
-    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0 && n < cap;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && n < cap && k.mv_size == plen + 4 && memcmp(k.mv_data, key, plen) == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         assert_int_equal(v.mv_size, 8);
         uint64_t id = 0;
         for (int i = 0; i < 8; i++) {
@@ -733,6 +755,52 @@ static void test_schema_1_is_upgraded_with_the_unit_state_index(void **state)
 static void test_schema_2_is_upgraded_to_posting_lists(void **state)
 {
     upgrade_from(state, 2);
+}
+
+static void test_schema_3_is_upgraded_to_partitioned_posting_lists(void **state)
+{
+    upgrade_from(state, 3);
+}
+
+/* A store of the current schema is opened as it is: nothing rebuilt. An entry put
+ * where the rebuild would not put it is still there after a reopen. */
+static void test_the_current_schema_is_not_rebuilt_at_open(void **state)
+{
+    fixture *f = *state;
+    store_created out;
+    gl_error err;
+    char errbuf[256];
+    request_create r = fixture_request("k1", "D01", "street_lights", "13800000001");
+    assert_int_equal(create(f->s, &r, T0, &out, &err), 0);
+    free(out.data);
+    store_destroy(&f->s);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi post, meta;
+    unsigned char key[] = { 'k', 'n', 'o', 'n', 'e', 0, 0, 0, 0, 0 }, id[8] = { 0, 0, 0, 0, 0, 0, 0, 9 };
+    MDB_val k = { sizeof key, key }, v = { 8, id };
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_val sk = { 6, "schema" }, sv;
+    assert_int_equal(mdb_get(txn, meta, &sk, &sv), 0);
+    assert_int_equal(((const unsigned char *)sv.mv_data)[3], STORE_SCHEMA_VERSION);
+    assert_int_equal(mdb_dbi_open(txn, "post", MDB_DUPSORT | MDB_DUPFIXED, &post), 0);
+    assert_int_equal(mdb_put(txn, post, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
+    assert_non_null(f->s);
+    store_destroy(&f->s);
+    uint64_t ids[4];
+    assert_int_equal(posting_ids(f->dir, "knone", ids, 4), 1);
+    assert_int_equal(ids[0], 9);
+    f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
+    assert_non_null(f->s);
 }
 
 static void test_dispatch_moves_the_case_and_sets_deadlines(void **state)
@@ -900,6 +968,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_created_case_reads_back_by_id_and_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_1_is_upgraded_with_the_unit_state_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_is_upgraded_to_posting_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_3_is_upgraded_to_partitioned_posting_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_current_schema_is_not_rebuilt_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_changes_in_one_transaction_come_out_right, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_same_request_replays_the_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_different_request_is_a_conflict, setup, teardown),
