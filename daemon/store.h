@@ -3,13 +3,19 @@
  *
  * One environment in the data directory with named databases:
  *   meta    schema version, per-day code counters
- *   cases   id (8 bytes big-endian) -> the case's MessagePack map (case_record)
+ *   cases   id (8 bytes big-endian) -> the case in its stored form (a positional array,
+ *           case_record_pack_stored; the maps of schemas 1-3 still read)
  *   codes   code -> id
  *   events  seq (8 bytes big-endian) -> the event's map (case_event); dense from 1
  *   history id + seq -> "" (a case's events in order)
  *   idem    sender NUL request_id -> id + request fingerprint
- *   index   tag, value, NUL, id -> "" (the equality filters of case.list; tag '~'
- *           is created_at, big-endian,, which is monotonic in id)
+ *   post    tag, value, NUL, partition (id >> 16, 4 bytes) -> the ids holding that
+ *           value as sorted 8-byte duplicates (MDB_DUPSORT|MDB_DUPFIXED): the equality
+ *           filters of case.list. Changes are queued by the transaction and written at
+ *           its commit, grouped by key.
+ *   index   keys that carry their own order: 'D' due time, id, kind (each open case's
+ *           next deadline); 'x'/'y' duplicate candidates by place and time; '~'
+ *           created_at, id (created_at is monotonic in id)
  *
  * One writer: a write transaction (store_txn) belongs to the writer thread, which
  * applies a whole batch of requests in it and commits once (group commit). Reads
