@@ -222,7 +222,7 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
     mdb_env_set_maxdbs(s->env, 16);
     /* MDB_NOTLS: read transactions are not tied to a thread's slot, so the loop can
      * keep one and renew it. No MDB_NOSYNC, no MDB_NOMETASYNC: full durability. */
-    rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0640);
+    rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0640);
     if (rc != 0) {
         snprintf(err, errlen, "cannot open the store in %s: %s", dir, mdb_strerror(rc));
         goto fail;
@@ -606,8 +606,9 @@ static void index_keys_of(const case_record *c, index_keys *k)
     k->n++;
 }
 
-/* Schemas 1 and 2 -> 3: the list filters' entries were keys of index (tag, value, NUL,
- * id). They are dropped, and every case's posting entries written from the case. */
+/* Schemas 1 to 3 -> 4: the list filters' entries were keys of index (tag, value, NUL,
+ * id; schemas 1 and 2) or posting lists without partitions (3). Both are dropped, and
+ * every case's posting entries written from the case. */
 static int rebuild_postings(store *s, MDB_txn *txn, uint64_t *n)
 {
     MDB_cursor *cur;
