@@ -444,6 +444,17 @@ static void test_reader_check_clears_the_slot_of_a_dead_reader(void **state)
     assert_int_equal(store_reader_check(f->s), 0);
 }
 
+/* Opens the store's environment with LMDB itself and begins a transaction (flags 0 or
+ * MDB_RDONLY, for both), to look at or rewrite what the store wrote. The store must be
+ * closed: one process may not open the same environment twice. */
+static void raw_open(const char *dir, unsigned flags, MDB_env **env, MDB_txn **txn)
+{
+    assert_int_equal(mdb_env_create(env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(*env, 16), 0);
+    assert_int_equal(mdb_env_open(*env, dir, flags, 0640), 0);
+    assert_int_equal(mdb_txn_begin(*env, NULL, flags, txn), 0);
+}
+
 static void test_other_schema_version_is_refused_at_open(void **state)
 {
     fixture *f = *state;
@@ -452,10 +463,7 @@ static void test_other_schema_version_is_refused_at_open(void **state)
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi meta;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    raw_open(f->dir, 0, &env, &txn);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
     unsigned char v99[4] = { 0, 0, 0, 99 };
     MDB_val k = { 6, "schema" }, v = { 4, v99 };
@@ -506,10 +514,7 @@ static void make_legacy_schema(const char *dir, unsigned version)
     MDB_cursor *cur;
     MDB_val k, v;
     int moved = 0;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    raw_open(dir, 0, &env, &txn);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
     assert_int_equal(mdb_dbi_open(txn, "index", 0, &index), 0);
     assert_int_equal(mdb_dbi_open(txn, "post", MDB_DUPSORT | MDB_DUPFIXED, &post), 0);
@@ -617,10 +622,7 @@ static void upgrade_from(void **state, unsigned version)
     MDB_dbi index;
     MDB_cursor *cur;
     MDB_val k, v;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0640), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    raw_open(f->dir, MDB_RDONLY, &env, &txn);
     assert_int_equal(mdb_dbi_open(txn, "index", 0, &index), 0);
     assert_int_equal(mdb_cursor_open(txn, index, &cur), 0);
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
@@ -647,10 +649,7 @@ static size_t posting_ids(const char *dir, const char *key, uint64_t *ids, size_
     size_t plen = strlen(key) + 1;   /* the key and its NUL, then 4 partition bytes */
     MDB_val k = { plen, (void *)key }, v;
     size_t n = 0;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0640), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    raw_open(dir, MDB_RDONLY, &env, &txn);
     assert_int_equal(mdb_dbi_open(txn, "post", 0, &post), 0);
     assert_int_equal(mdb_cursor_open(txn, post, &cur), 0);
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -780,10 +779,7 @@ static void test_the_current_schema_is_not_rebuilt_at_open(void **state)
     MDB_dbi post, meta;
     unsigned char key[] = { 'k', 'n', 'o', 'n', 'e', 0, 0, 0, 0, 0 }, id[8] = { 0, 0, 0, 0, 0, 0, 0, 9 };
     MDB_val k = { sizeof key, key }, v = { 8, id };
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    raw_open(f->dir, 0, &env, &txn);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
     MDB_val sk = { 6, "schema" }, sv;
     assert_int_equal(mdb_get(txn, meta, &sk, &sv), 0);
