@@ -1482,6 +1482,12 @@ int store_case_act(store_txn *t, const city *town, const request_act *a,
             return gl_error_set(err, rc, NULL, "store: cannot read case %llu",
                                 (unsigned long long)a->into);
         }
+        /* The target is checked like the case itself: a principal merges only into a
+         * case it may see, and learns nothing of one it may not (not even its state). */
+        if (actor->check != NULL && (rc = actor->check(actor->arg, &into, err)) != 0) {
+            snprintf(err->field, sizeof err->field, "into");
+            return rc;
+        }
         if (into.state == CASE_MERGED || into.state == CASE_WITHDRAWN) {
             return gl_error_set(err, GL_EINVALID, "into", "case %llu is %s: merge into the "
                                 "case it joined instead", (unsigned long long)a->into,

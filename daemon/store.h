@@ -132,7 +132,8 @@ int store_case_dispatch(store_txn *txn, const city *c, const route_decision *d, 
  *                    allow the action (err->message names the state and what would);
  *   GL_EINVALID      a reassign to a unit the city does not have (field "unit"), a merge
  *                    into a case that is itself merged or withdrawn (field "into");
- *   GL_EFORBIDDEN    actor->check refused (or whatever code it returned);
+ *   GL_EFORBIDDEN    actor->check refused the case, or the merge's `into` (field
+ *                    "into"), or whatever code it returned;
  *   (these leave the transaction good)
  *   GL_EUNAVAILABLE, GL_EINTERNAL
  *                    the transaction is broken: abort it. */

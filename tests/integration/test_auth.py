@@ -200,6 +200,29 @@ def test_a_supervisor_and_an_observer_stay_within_their_places(secure, lamp):
                                        "location": {"district": "D01"}}))
 
 
+def test_a_supervisor_merges_only_into_a_case_within_its_scope(secure, lamp):
+    """The merge target is checked like the case: no merging a D01 case into one in
+    D02, and the refusal changes nothing."""
+    admin, sup = as_(secure, "admin"), as_(secure, "sup_d1")
+    r = create(admin, "merge-src")
+    assert r.ok, r.describe()
+    src = wait_dispatched(admin, r.body["case"]["id"])
+    r = create(admin, "merge-d2", location=D2_PLACE, category="sanitation")
+    assert r.ok, r.describe()
+    d2 = r.body["case"]["id"]
+    refused = sup.call("case.act", {"id": src["id"], "action": "merge", "into": d2})
+    forbidden(refused)
+    assert refused.body["error"]["field"] == "into"
+    assert admin.ok("case.get", {"id": src["id"]})["case"]["version"] == src["version"]
+    r = create(admin, "merge-d1")
+    assert r.ok, r.describe()
+    into = r.body["case"]["id"]
+    merged = sup.ok("case.act", {"id": src["id"], "action": "merge", "into": into})["case"]
+    # the router may have found the target a duplicate itself: the merge joins the first
+    first = admin.ok("case.get", {"id": into})["case"].get("duplicate_of") or into
+    assert merged["state"] == "merged" and merged["duplicate_of"] == first
+
+
 def test_a_grid_gateway_creates_in_its_place_and_reads_what_it_sent(secure):
     g1, g2 = as_(secure, "grid1"), as_(secure, "grid2")
     mine = create(g1, "g1-a")
