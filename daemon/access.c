@@ -181,6 +181,17 @@ static int narrow(gl_str *slot, const char *want, const principal *p, const city
     return 0;
 }
 
+/* Whether place a is b or one of its ancestors. */
+static bool place_within(const city *town, int a, int b)
+{
+    for (int i = b; i >= 0; i = town->places[i].parent) {
+        if (i == a) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int access_list(const principal *p, const city *town, request_filter *f, gl_error *err)
 {
     if (p->role == ROLE_UNIT) {
@@ -189,6 +200,17 @@ int access_list(const principal *p, const city *town, request_filter *f, gl_erro
     }
     if (p->role != ROLE_ADMIN && p->place >= 0) {
         const city_place *pl = &town->places[p->place];
+        /* A place filter at another level than the scope's is refused when the two
+         * places do not nest (a D01 supervisor asking for street D02-S01): narrowing
+         * alone would answer an empty list, which reads as "no cases there". */
+        for (int level = PLACE_DISTRICT; level <= PLACE_GRID; level++) {
+            gl_str want = *filter_at(f, (place_level)level);
+            int at = want.n > 0 ? city_place_find(town, want) : -1;
+            if (at >= 0 && !place_within(town, at, p->place)
+                && !place_within(town, p->place, at)) {
+                return outside(p, town, err, "the filter's place is outside your scope");
+            }
+        }
         return narrow(filter_at(f, pl->level), pl->code, p, town, err,
                       "the filter's place is outside your scope");
     }

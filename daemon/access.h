@@ -36,7 +36,8 @@ int access_create(const principal *p, const city *town, const case_location *loc
                   gl_error *err);
 
 /* Narrows a case.list filter to p's scope (the unit or the place is filled in), or
- * refuses a filter that asks for what lies outside it. */
+ * refuses (GL_EFORBIDDEN) a filter that asks for what lies outside it: another unit, or
+ * a place at any level that neither contains the scope nor lies within it. */
 int access_list(const principal *p, const city *town, request_filter *f, gl_error *err);
 
 /* Narrows a feed.pull filter the same way. The feed is cut by unit or district: a

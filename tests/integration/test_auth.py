@@ -186,6 +186,12 @@ def test_a_supervisor_and_an_observer_stay_within_their_places(secure, lamp):
     assert sup.ok("case.get", {"id": lamp["id"]})
     forbidden(obs.call("case.get", {"id": lamp["id"]}))
     forbidden(sup.call("case.list", {"filter": {"district": "D02"}}))
+    # a place at another level: refused when it is not inside the scope, else narrowed
+    forbidden(sup.call("case.list", {"filter": {"street": "D02-S01"}}))
+    forbidden(as_(secure, "obs_c").call("case.list", {"filter": {"street": "D01-S02"}}))
+    street = sup.ok("case.list", {"filter": {"street": "D01-S01"}})["cases"]
+    assert lamp["id"] in [c["id"] for c in street]
+    assert as_(secure, "obs_c").ok("case.list", {"filter": {"district": "D01"}})
     r = create(as_(secure, "admin"), "d2-case", location=D2_PLACE, category="sanitation")
     assert r.ok, r.describe()
     d2 = r.body["case"]["id"]
