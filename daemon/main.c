@@ -1,7 +1,8 @@
 /*
  * gridlined: the Gridline daemon. Parses the command line, reads the city, opens the
  * store, serves until SIGTERM or SIGINT, then stops gracefully: no new requests, the
- * writes in flight committed and answered, the store closed.
+ * writes in flight committed and answered, the store closed. SIGHUP reads the keys
+ * file again.
  */
 #include "broker.h"
 #include "keyfile.h"
@@ -44,8 +45,15 @@ typedef struct {
     zap         *zap;
     supervisor  *workers, *escalators;
     int          supervisors_running;
-    uv_signal_t  sigterm, sigint;
+    uv_signal_t  sigterm, sigint, sighup;
     bool         stopping;
+    /* The keys file and the table read from it. A reload keeps the tables it replaces
+     * (requests in flight point into them) until the daemon exits. */
+    const char  *keys_path;
+    const city  *town;
+    principals  *who;
+    principals **retired;
+    size_t       n_retired;
     bool         workers_stopped, writes_drained;
 } daemon_state;
 
@@ -65,7 +73,8 @@ static void usage(FILE *out)
         "                        (default ipc://DIR/workers.ipc; ipc or loopback only)\n"
         "  --keys FILE           the clients' public keys and principals (role, scope,\n"
         "                        limits); with --server-key, turns on CURVE and ZAP.\n"
-        "                        Without both: development mode, loopback only\n"
+        "                        Without both: development mode, loopback only.\n"
+        "                        SIGHUP reads FILE again (a bad file keeps the old one)\n"
         "  --server-key FILE     the daemon's own key pair (`gridline keygen`)\n"
         "  --routers N           gridline-router processes to run (default 1; 0 = none,\n"
         "                        for a deployment that brings its own routing worker)\n"
@@ -113,6 +122,7 @@ static void finish_stop(daemon_state *d)
     tap_close(d->tap);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 static void on_workers_stopped(void *arg)
@@ -129,6 +139,37 @@ static void on_drained(void *arg)
     daemon_state *d = arg;
     d->writes_drained = true;
     finish_stop(d);
+}
+
+/* SIGHUP: the keys file again. Principals added can connect at once; one removed is
+ * refused at its next request, even on a connection already open (the server looks the
+ * name up in the new table); a changed key counts from the next handshake. A file with
+ * an error changes nothing. */
+static void on_reload(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    daemon_state *d = h->data;
+    if (d->keys_path == NULL) {
+        log_warn("SIGHUP: development mode has no keys file to read again");
+        return;
+    }
+    char err[512];
+    principals *fresh = principals_load(d->keys_path, d->town, err, sizeof err);
+    principals **grown = fresh != NULL
+        ? realloc(d->retired, (d->n_retired + 1) * sizeof *d->retired) : NULL;
+    if (grown == NULL) {
+        log_error("SIGHUP: %s; still serving the %zu client(s) read before",
+                  fresh == NULL ? err : "out of memory", principals_count(d->who));
+        principals_destroy(&fresh);
+        return;
+    }
+    d->retired = grown;
+    d->retired[d->n_retired++] = d->who;
+    d->who = fresh;
+    zap_set_table(d->zap, fresh);
+    server_set_principals(d->srv, fresh);
+    log_info("keys: %zu client(s) from %s (read again on SIGHUP)", principals_count(fresh),
+             d->keys_path);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -389,6 +430,7 @@ int main(int argc, char **argv)
     store *st = store_new(data, &so, err, sizeof err);
     if (st == NULL) {
         log_error("%s", err);
+        principals_destroy(&who);
         city_destroy(&c);
         return 1;
     }
@@ -398,6 +440,10 @@ int main(int argc, char **argv)
     int rc = 1;
     daemon_state d;
     memset(&d, 0, sizeof d);
+    d.keys_path = keys_path;
+    d.town = c;
+    d.who = who;
+    who = NULL;
     d.loop = uv_default_loop();
     void *zctx = zmq_ctx_new();
 
@@ -427,16 +473,16 @@ int main(int argc, char **argv)
         log_error("cannot start the writer thread");
         goto out;
     }
-    const char *secret = principals_secure(who) ? server_keys.secret_key : NULL;
+    const char *secret = principals_secure(d.who) ? server_keys.secret_key : NULL;
     if (secret != NULL) {
         /* The ZAP handler must be bound before a CURVE socket takes its first handshake. */
-        d.zap = zap_new(d.loop, zctx, who, err, sizeof err);
+        d.zap = zap_new(d.loop, zctx, d.who, err, sizeof err);
         if (d.zap == NULL) {
             log_error("%s", err);
             goto out;
         }
     }
-    server_options sopt = { endpoint, 200000, who, secret };
+    server_options sopt = { endpoint, 200000, d.who, secret };
     d.srv = server_new(d.loop, zctx, st, c, d.writer, &sopt, err, sizeof err);
     if (d.srv == NULL) {
         log_error("%s", err);
@@ -498,6 +544,9 @@ int main(int argc, char **argv)
     d.sigterm.data = d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_init(d.loop, &d.sighup);
+    d.sighup.data = &d;
+    uv_signal_start(&d.sighup, on_reload, SIGHUP);
     if (secret == NULL) {
         log_warn("DEVELOPMENT MODE: no --keys, so there is no encryption and every client "
                  "is trusted as admin \"dev\"; serving loopback only");
@@ -535,7 +584,11 @@ out:
     uv_loop_close(d.loop);
     zmq_ctx_term(zctx);
     store_destroy(&st);
-    principals_destroy(&who);
+    principals_destroy(&d.who);
+    for (size_t i = 0; i < d.n_retired; i++) {
+        principals_destroy(&d.retired[i]);
+    }
+    free(d.retired);
     city_destroy(&c);
     return rc;
 }

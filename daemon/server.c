@@ -1039,6 +1039,11 @@ fail:
     return NULL;
 }
 
+void server_set_principals(server *s, principals *table)
+{
+    s->opt.principals = table;
+}
+
 void server_pause(server *s)
 {
     if (s->watch != NULL) {

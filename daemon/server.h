@@ -41,6 +41,11 @@ int server_set_curve(void *sock, const char *secret_key, const char *zap_domain)
  * answered if they now have some. */
 void server_on_commit(server *s);
 
+/* Identifies senders in table from now on (the keys file read again). Requests already
+ * taken keep the principal they were taken under, so the caller keeps the old table
+ * alive until the server is destroyed. */
+void server_set_principals(server *s, principals *table);
+
 /* Takes no more requests (they wait in the socket); replies still go out. */
 void server_pause(server *s);
 

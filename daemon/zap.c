@@ -113,6 +113,11 @@ static void on_request(void *arg)
     zwatch_kick(z->watch);
 }
 
+void zap_set_table(zap *z, principals *table)
+{
+    z->table = table;
+}
+
 zap *zap_new(uv_loop_t *loop, void *zctx, principals *table, char *err, size_t errlen)
 {
     zap *z = calloc(1, sizeof *z);

@@ -24,6 +24,10 @@ typedef struct zap zap;
  * with a message in err. */
 zap *zap_new(uv_loop_t *loop, void *zctx, principals *table, char *err, size_t errlen);
 
+/* Judges the handshakes from now on against table (the keys file read again); the
+ * caller keeps the old table alive while anything still points into it. */
+void zap_set_table(zap *z, principals *table);
+
 /* Stops, closes the socket, frees *z and sets it to NULL; safe twice. */
 void zap_destroy(zap **z);
 

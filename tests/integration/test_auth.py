@@ -7,13 +7,15 @@ to be `forbidden` (or the handshake refused) and to change nothing.
 
 import os
 import re
+import signal
 import subprocess
 import time
 
 import pytest
 import zmq
 
-from gridline_harness import Client, Daemon, build_dir, free_port, pack, wait_dispatched
+from gridline_harness import (Client, Daemon, build_dir, free_port, pack, wait_dispatched,
+                              wait_until)
 
 D1_LAMP = {"district": "D01", "street": "D01-S01", "community": "D01-S01-C01",
            "grid": "D01-S01-C01-G01"}
@@ -353,3 +355,53 @@ def test_the_cli_talks_to_a_keyed_daemon_with_key_files(secure):
                  os.path.join(k, "server.pub"), "--server-key", os.path.join(k, "server.pub"),
                  "list")
     assert r.returncode != 0 and "no secret key" in r.stderr, r.stderr
+
+
+def test_sighup_reads_the_keys_file_again(tmp_path):
+    """Added principals connect without a restart; a removed one is refused on the
+    connection it already has; a keys file with an error changes nothing."""
+    folder = str(tmp_path)
+    server_pub, _ = keygen(folder, "server")
+    pairs = {name: keygen(folder, name) for name in ("admin", "newcomer", "leaver")}
+    keys = tmp_path / "clients.cfg"
+
+    def write_keys(*names):
+        keys.write_text("clients = (\n" + ",\n".join(
+            f'{{ name = "{n}"; key = "{pairs[n][0].decode()}"; role = "admin"; }}'
+            for n in names) + "\n);\n")
+
+    def log_has(text):
+        return text in open(d.stderr_path, errors="replace").read()
+
+    write_keys("admin", "leaver")
+    d = Daemon(workdir=folder, extra_args=["--routers", "0", "--escalators", "0", "--keys",
+                                           str(keys), "--server-key", f"{folder}/server.key"])
+    d.curve = pairs["admin"] + (server_pub,)
+    try:
+        d.start()
+        early = d.client(timeout=1.0, curve=pairs["newcomer"] + (server_pub,))
+        try:
+            early.sock.send_multipart([b"", b"MDPC01", b"catalog.get", pack({})], zmq.NOBLOCK)
+            assert early.recv_frames(1.0) is None, "an unlisted key was answered"
+        except zmq.Again:
+            pass   # the refused handshake dropped the connection first: refused too
+        early.close()
+        leaver = d.client(timeout=5.0, curve=pairs["leaver"] + (server_pub,))
+        assert leaver.call("catalog.get", {}).ok
+
+        write_keys("admin", "newcomer")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_has("read again on SIGHUP"), 5, what="the reload")
+        newcomer = d.client(timeout=5.0, curve=pairs["newcomer"] + (server_pub,))
+        assert newcomer.call("catalog.get", {}).ok
+        gone = leaver.call("catalog.get", {})
+        assert gone.error_code == "unauthenticated", gone.describe()
+
+        keys.write_text('clients = (\n { name = "x"; key = "short"; role = "admin"; }\n);\n')
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_has("still serving the 2 client(s)"), 5, what="the refusal")
+        assert log_has(f"{keys}:2")
+        assert newcomer.call("catalog.get", {}).ok
+        d.stop()
+    finally:
+        d.cleanup()
