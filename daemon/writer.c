@@ -59,6 +59,7 @@ static void *writer_main(void *arg)
 {
     writer *w = arg;
     uint64_t next_check = monotonic_ms() + READER_CHECK_MS;
+    pthread_setname_np(pthread_self(), "gl-writer");   /* for top -H, perf and gdb */
     for (;;) {
         uint64_t now = monotonic_ms();
         if (now >= next_check) {
