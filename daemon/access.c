@@ -226,14 +226,18 @@ int access_feed(const principal *p, const city *town, request_feed *f, gl_error 
     if (p->role == ROLE_ADMIN || p->place < 0) {
         return 0;
     }
-    const city_place *pl = &town->places[p->place];
-    if (pl->level != PLACE_DISTRICT) {
-        return gl_error_set(err, GL_EFORBIDDEN, NULL, "the feed is cut by district or unit; "
-                            "%s is scoped to %s, a smaller place: it follows its cases with "
-                            "case.list (or ask for a district scope)", p->name, pl->code);
+    int district = p->place;
+    while (town->places[district].parent >= 0) {
+        district = town->places[district].parent;
     }
-    return narrow(&f->district, pl->code, p, town, err,
+    return narrow(&f->district, town->places[district].code, p, town, err,
                   "filter.district is outside your scope");
+}
+
+bool access_feed_by_case(const principal *p, const city *town)
+{
+    return p->role != ROLE_ADMIN && p->role != ROLE_UNIT && p->place >= 0
+           && town->places[p->place].level != PLACE_DISTRICT;
 }
 
 bool access_tap(const principal *p)

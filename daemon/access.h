@@ -40,9 +40,14 @@ int access_create(const principal *p, const city *town, const case_location *loc
  * a place at any level that neither contains the scope nor lies within it. */
 int access_list(const principal *p, const city *town, request_filter *f, gl_error *err);
 
-/* Narrows a feed.pull filter the same way. The feed is cut by unit or district: a
- * principal scoped to a smaller place is refused (it reads with case.list). */
+/* Narrows a feed.pull filter the same way: to the unit, or to the district of the
+ * principal's place. A place below a district (street, community, grid cell) is not in
+ * the events: access_feed_by_case says so, and each event's case is then checked with
+ * access_case. */
 int access_feed(const principal *p, const city *town, request_feed *f, gl_error *err);
+
+/* Whether p's feed must be checked case by case (a place scope below a district). */
+bool access_feed_by_case(const principal *p, const city *town);
 
 /* Whether p may subscribe to the live tap: it carries every event of the city and a PUB
  * socket cannot cut it per subscriber, so only principals that may pull the whole feed

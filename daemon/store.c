@@ -1891,10 +1891,12 @@ int store_read_events(store_reader *r, uint64_t after, uint32_t limit, gl_str un
                    && (category.n == 0 || gl_str_eq2(category, e.category));
         }
         if (take) {
-            if ((out = fn(arg, gl_str_of(v.mv_data, v.mv_size))) != 0) {
+            out = fn(arg, gl_str_of(v.mv_data, v.mv_size));
+            if (out != 0 && out != STORE_EVENT_SKIP) {
                 break;
             }
-            found++;
+            found += out == 0;
+            out = 0;
         }
         *examined = seq;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

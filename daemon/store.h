@@ -217,9 +217,11 @@ uint64_t store_read_head(store_reader *r);
 
 /* The events with seq > after, in order, whose unit, district and category match the
  * filter (an empty one matches any), at most limit of them, examining at most
- * scan_budget events: fn is called with each. *examined is the last seq examined, from
- * where the next pull may go on (== after when there was nothing). Returns 0 or
- * GL_EINTERNAL. */
+ * scan_budget events: fn is called with each, and returns 0 to take it,
+ * STORE_EVENT_SKIP to pass over it (it does not count against limit), or an error code
+ * to stop. *examined is the last seq examined, from where the next pull may go on
+ * (== after when there was nothing). Returns 0, fn's code, or GL_EINTERNAL. */
+#define STORE_EVENT_SKIP 1
 int store_read_events(store_reader *r, uint64_t after, uint32_t limit, gl_str unit,
                       gl_str district, gl_str category, uint32_t scan_budget,
                       store_event_fn fn, void *arg, uint64_t *examined);

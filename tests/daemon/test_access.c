@@ -968,7 +968,7 @@ static void test_feed_is_cut_by_unit_or_district(void **state)
     assert_true(gl_str_eq(fd.district, "D02"));
 }
 
-static void test_feed_refuses_a_scope_smaller_than_a_district(void **state)
+static void test_feed_of_a_scope_smaller_than_a_district_is_checked_by_case(void **state)
 {
     fixture *f = *state;
     const city *t = f->town;
@@ -978,10 +978,21 @@ static void test_feed_refuses_a_scope_smaller_than_a_district(void **state)
         request_feed fd = empty_feed();
         gl_error err;
         gl_error_clear(&err);
+        /* narrowed to the district above it; each event's case is checked after */
+        assert_int_equal(access_feed(&p, t, &fd, &err), 0);
+        assert_true(gl_str_eq(fd.district, "D01"));
+        assert_true(access_feed_by_case(&p, t));
+        fd = empty_feed();
+        fd.district = gl_str_c("D02");
+        gl_error_clear(&err);
         assert_forbidden(access_feed(&p, t, &fd, &err), &err);
-        assert_contains(err.message, scopes[i]);
-        assert_int_equal(fd.district.n + fd.unit.n, 0);
     }
+    principal d1 = who(t, ROLE_OBSERVER, "d1", "D01");
+    principal u = who(t, ROLE_UNIT, "u", "D01-HOUSING");
+    principal city_wide = who(t, ROLE_OBSERVER, "all", NULL);
+    assert_false(access_feed_by_case(&d1, t));
+    assert_false(access_feed_by_case(&u, t));
+    assert_false(access_feed_by_case(&city_wide, t));
 }
 
 static void test_feed_of_unscoped_principals_is_untouched(void **state)
@@ -1092,7 +1103,7 @@ int main(void)
         cmocka_unit_test(test_list_is_narrowed_to_the_place),
         cmocka_unit_test(test_list_of_unscoped_principals_is_untouched),
         cmocka_unit_test(test_feed_is_cut_by_unit_or_district),
-        cmocka_unit_test(test_feed_refuses_a_scope_smaller_than_a_district),
+        cmocka_unit_test(test_feed_of_a_scope_smaller_than_a_district_is_checked_by_case),
         cmocka_unit_test(test_feed_of_unscoped_principals_is_untouched),
         cmocka_unit_test(test_tap_only_for_the_whole_city_feed),
         cmocka_unit_test(test_reporters_masked_for_supervisors_and_observers_unless_the_file_says),

@@ -255,8 +255,28 @@ def test_the_feed_is_cut_to_the_subscribers_scope(secure, lamp):
     d2 = as_(secure, "obs_d2").ok("feed.pull", {"limit": 1000})["events"]
     assert d2 and all(e["district"] == "D02" for e in d2)
     forbidden(as_(secure, "sup_d1").call("feed.pull", {"filter": {"district": "D02"}}))
-    msg = forbidden(as_(secure, "obs_c").call("feed.pull", {}))
-    assert "case.list" in msg
+    # a scope below a district: the events of the cases in that community, and no other
+    admin, obs_c = as_(secure, "admin"), as_(secure, "obs_c")
+    elsewhere = create(admin, "feed-d1-s02", location={"district": "D01", "street": "D01-S02"},
+                       category="sanitation")
+    assert elsewhere.ok, elsewhere.describe()
+    inside = create(admin, "feed-in-c01", category="sanitation")
+    assert inside.ok, inside.describe()
+    seen, after = [], 0
+    while True:   # one page may stop short of the end (its scan budget): follow `next`
+        page = obs_c.ok("feed.pull", {"after": after, "limit": 1000})
+        seen += page["events"]
+        if page["next"] >= page["last"]:
+            break
+        after = page["next"]
+    cases = {e["case_id"] for e in seen}
+    assert lamp["id"] in cases and inside.body["case"]["id"] in cases
+    assert elsewhere.body["case"]["id"] not in cases
+    assert all(e["district"] == "D01" for e in seen)
+    for cid in cases:
+        loc = admin.ok("case.get", {"id": cid})["case"]["location"]
+        assert loc["community"] == "D01-S01-C01", loc
+    forbidden(obs_c.call("feed.pull", {"filter": {"district": "D02"}}))
 
 
 def test_the_tap_takes_only_city_wide_subscribers(secure):
