@@ -12,6 +12,7 @@ add_library(libgridline SHARED
   ${GRIDLINE_PROTOCOL_DIR}/mp_util.c
   ${GRIDLINE_PROTOCOL_DIR}/gl_error.c
   ${GRIDLINE_PROTOCOL_DIR}/mp_guard.c
+  ${GRIDLINE_PROTOCOL_DIR}/mp_fast.c
   ${GRIDLINE_PROTOCOL_DIR}/mdp.c
   ${GRIDLINE_PROTOCOL_DIR}/keyfile.c)
 set_target_properties(libgridline PROPERTIES

@@ -255,8 +255,70 @@ static inline uint32_t mp_in_array(mp_in *in)
     return 0;
 }
 
+/* A map's pair count. */
+static inline uint32_t mp_in_map(mp_in *in)
+{
+    const unsigned char *t = mp_in_take(in, 1);
+    if (t == NULL) return 0;
+    if ((*t & 0xf0) == 0x80) return *t & 0x0f;
+    if (*t == 0xde) return (uint32_t)mp_in_be(in, 2);
+    if (*t == 0xdf) return (uint32_t)mp_in_be(in, 4);
+    in->bad = true;
+    return 0;
+}
+
+/* What the next object is, without taking it (false at the end or once bad). */
+static inline bool mp_in_next_is_uint(const mp_in *in)
+{
+    int b = mp_in_peek(in);
+    return b >= 0 && (b < 0x80 || (b >= 0xcc && b <= 0xcf));
+}
+
+static inline bool mp_in_next_is_bool(const mp_in *in)
+{
+    int b = mp_in_peek(in);
+    return b == 0xc2 || b == 0xc3;
+}
+
+static inline bool mp_in_next_is_str(const mp_in *in)
+{
+    int b = mp_in_peek(in);
+    return b >= 0 && ((b & 0xe0) == 0xa0 || (b >= 0xd9 && b <= 0xdb));
+}
+
+static inline bool mp_in_next_is_map(const mp_in *in)
+{
+    int b = mp_in_peek(in);
+    return b >= 0 && ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf);
+}
+
+/* An unsigned integer (positive fixint or uint 8-64); anything else is bad. */
+static inline uint64_t mp_in_uint(mp_in *in)
+{
+    const unsigned char *t = mp_in_take(in, 1);
+    if (t == NULL) return 0;
+    if (*t < 0x80) return *t;
+    switch (*t) {
+    case 0xcc: return mp_in_be(in, 1);
+    case 0xcd: return mp_in_be(in, 2);
+    case 0xce: return mp_in_be(in, 4);
+    case 0xcf: return mp_in_be(in, 8);
+    default: in->bad = true; return 0;
+    }
+}
+
 /* Skips one object of any type, however nested (without recursion: a count of the
  * objects still to skip, each of which needs at least one byte). */
 void mp_in_skip(mp_in *in);
+
+/* A map key: the string, or (NULL, 0) after skipping a key of another type. */
+static inline gl_str mp_in_key(mp_in *in)
+{
+    if (mp_in_next_is_str(in)) {
+        return mp_in_str(in);
+    }
+    mp_in_skip(in);
+    return GL_STR_NULL;
+}
 
 #endif

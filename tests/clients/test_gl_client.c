@@ -399,6 +399,89 @@ static void test_call_replaces_a_caller_rid(void **state)
     gl_client_destroy(&c);
 }
 
+/* The body's pairs are copied byte for byte: a "rid" inside a value is the caller's. */
+static void test_call_keeps_a_rid_nested_in_a_value(void **state)
+{
+    peer           *p;
+    gl_client      *c;
+    body            b;
+    msgpack_packer *pk = body_begin(&b);
+    char           *reply = NULL;
+    gl_error        err;
+    msgpack_unpacked u;
+    size_t          off = 0;
+    const msgpack_object *filter, *inner;
+
+    p = peer_start(answer_each);
+    c = client_for(p);
+    msgpack_pack_map(pk, 2);
+    pk_str(pk, "filter");
+    msgpack_pack_map(pk, 1);
+    pk_str(pk, "rid");
+    msgpack_pack_uint64(pk, 5);
+    pk_str(pk, "rid");
+    msgpack_pack_uint64(pk, 9);
+    assert_int_equal(gl_client_call(c, "case.list", b.sb.data, b.sb.size, 2000, &reply, NULL,
+                                    &err), 0);
+    peer_stop(p);
+    msgpack_unpacked_init(&u);
+    assert_int_equal(msgpack_unpack_next(&u, p->req[0].data[4], p->req[0].len[4], &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(off, p->req[0].len[4]);
+    assert_int_equal(u.data.via.map.size, 2);
+    filter = mp_map_get(&u.data, "filter");
+    assert_non_null(filter);
+    inner = mp_map_get(filter, "rid");
+    assert_non_null(inner);
+    assert_int_equal(inner->via.u64, 5);
+    assert_true(p->req[0].has_rid);
+    assert_true(p->req[0].rid != 9);
+    msgpack_unpacked_destroy(&u);
+    free(reply);
+    body_free(&b);
+    gl_client_destroy(&c);
+}
+
+/* A reply whose case holds "ok" and "rid" keys of its own: only the top level counts. */
+static void answer_with_nested_keys(peer *p, size_t i)
+{
+    body            b;
+    msgpack_packer *pk = body_begin(&b);
+
+    msgpack_pack_map(pk, 3);
+    pk_str(pk, "case");
+    msgpack_pack_map(pk, 3);
+    pk_str(pk, "ok");
+    msgpack_pack_false(pk);
+    pk_str(pk, "rid");
+    msgpack_pack_uint64(pk, p->req[i].rid + 7);
+    pk_str(pk, "error");
+    msgpack_pack_nil(pk);
+    pk_str(pk, "ok");
+    msgpack_pack_true(pk);
+    pk_str(pk, "rid");
+    msgpack_pack_uint64(pk, p->req[i].rid);
+    peer_reply(p, i, b.sb.data, b.sb.size);
+    body_free(&b);
+}
+
+static void test_reply_keys_nested_in_a_value_are_not_the_replys(void **state)
+{
+    peer      *p;
+    gl_client *c;
+    char      *reply = NULL;
+    size_t     len = 0;
+    gl_error   err;
+
+    p = peer_start(answer_with_nested_keys);
+    c = client_for(p);
+    assert_int_equal(gl_client_call(c, "case.get", NULL, 0, 2000, &reply, &len, &err), 0);
+    assert_non_null(reply);
+    peer_stop(p);
+    free(reply);
+    gl_client_destroy(&c);
+}
+
 static void test_call_with_no_body_sends_a_map_holding_only_rid(void **state)
 {
     peer       *p;
@@ -1130,6 +1213,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_call_sends_mdp_frames_and_adds_rid_to_the_body, peer_teardown),
         cmocka_unit_test_teardown(test_call_replaces_a_caller_rid, peer_teardown),
+        cmocka_unit_test_teardown(test_call_keeps_a_rid_nested_in_a_value, peer_teardown),
+        cmocka_unit_test_teardown(test_reply_keys_nested_in_a_value_are_not_the_replys, peer_teardown),
         cmocka_unit_test_teardown(test_call_with_no_body_sends_a_map_holding_only_rid, peer_teardown),
         cmocka_unit_test_teardown(test_each_call_carries_a_different_rid, peer_teardown),
         cmocka_unit_test_teardown(test_call_skips_a_reply_with_another_rid, peer_teardown),
