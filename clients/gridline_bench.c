@@ -482,9 +482,20 @@ static int64_t offer(run_state *st, msgpack_sbuffer *sb, uint64_t *seq, uint64_t
     return interval > 0 && st->inflight < cfg->inflight ? *next_at : INT64_MAX;
 }
 
+/* What offer needs for each of a driver's clients. */
+typedef struct {
+    msgpack_sbuffer *sb;
+    uint64_t        *seq, *rnd;
+    int64_t         *next_at;
+    int64_t          interval;
+} refill;
+
 /* Waits up to wait_ns for replies on any of the n clients and takes every one that has
- * come. Returns how many were taken. */
-static int take_replies(run_state **st, zmq_pollitem_t *items, int n, int64_t wait_ns)
+ * come. With rf, each answered request is replaced at once (a client keeps its W in
+ * flight), not after the replies of every client are read. Returns how many were
+ * taken. */
+static int take_replies(run_state **st, zmq_pollitem_t *items, int n, int64_t wait_ns,
+                        const refill *rf)
 {
     int taken = 0;
     for (int i = 0; i < n; i++) {
@@ -498,8 +509,14 @@ static int take_replies(run_state **st, zmq_pollitem_t *items, int n, int64_t wa
         return 0;
     }
     for (int i = 0; i < n; i++) {
+        if ((items[i].revents & ZMQ_POLLIN) == 0) {
+            continue;
+        }
         while (take_reply(st[i], 0) == 1) {
             taken++;
+            if (rf != NULL) {
+                offer(st[i], rf->sb, &rf->seq[i], &rf->rnd[i], rf->interval, &rf->next_at[i]);
+            }
         }
     }
     return taken;
@@ -558,6 +575,7 @@ static void *driver_run(void *arg)
         goto done;
     }
     end = *d->workers[d->first].end_ns;
+    refill fill = { &sb, seq, rnd, next_at, interval };
     for (int i = 0; i < d->n; i++) {
         next_at[i] = *d->workers[d->first].start_ns
                      + interval * d->workers[d->first + i].index / cfg->clients;
@@ -580,7 +598,7 @@ static void *driver_run(void *arg)
         if (wait_ns > 100000000) {
             wait_ns = 100000000;   /* look at the stop flag now and then */
         }
-        take_replies(st, items, d->n, wait_ns > 0 ? wait_ns : 0);
+        take_replies(st, items, d->n, wait_ns > 0 ? wait_ns : 0, &fill);
     }
     drain_end = now_ns() + (int64_t)cfg->timeout_ms * 1000000;
     for (;;) {
@@ -592,7 +610,7 @@ static void *driver_run(void *arg)
         if (left_inflight == 0 || left <= 0) {
             break;
         }
-        take_replies(st, items, d->n, left > 100000000 ? 100000000 : left);
+        take_replies(st, items, d->n, left > 100000000 ? 100000000 : left, NULL);
     }
     for (int i = 0; i < d->n; i++) {
         st[i]->w->errors[ERR_TIMEOUT] += (uint64_t)st[i]->inflight;
