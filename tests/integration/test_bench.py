@@ -1,0 +1,81 @@
+"""gridline-bench, the load generator of the performance targets, against the real daemon.
+
+The figures it prints are what README.md quotes, so its own arithmetic is checked here
+against the daemon: the cases it says were acknowledged are in the store, the rate it
+offers is the rate it says, its reads are real reads, its dispatch sample waits for the
+router. Short runs: this checks the program, not the machine's speed.
+"""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from gridline_harness import Daemon, build_dir
+
+LINE = re.compile(r"^bench: (.*)$")
+
+
+def bench(daemon, *args, seconds=1):
+    r = subprocess.run([os.path.join(build_dir(), "gridline-bench"), "--endpoint",
+                        daemon.endpoint, "--seconds", str(seconds), *args],
+                       capture_output=True, text=True, timeout=120)
+    last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    m = LINE.match(last)
+    assert m, (r.returncode, r.stdout, r.stderr)
+    fields = dict(kv.split("=", 1) for kv in m.group(1).split())
+    return r.returncode, fields, r.stdout
+
+
+@pytest.fixture(scope="module")
+def routed():
+    d = Daemon(extra_args=["--routers", "1", "--escalators", "0"])
+    try:
+        d.start()
+        yield d
+        if d.alive():
+            d.stop()
+    finally:
+        d.cleanup()
+
+
+def test_the_creates_it_counts_are_in_the_store(routed):
+    c = routed.client()
+    before = c.ok("stats.query", {"group_by": "district"})
+    before_n = sum(r["received"] for r in before["rows"]) if before["rows"] else 0
+    rc, f, out = bench(routed, "--clients", "2", "--inflight", "4")
+    assert rc == 0, out
+    creates = int(f["creates"])
+    assert creates > 100 and f["errors"] == "0", out
+    # the rate is the count over the time (printed to the millisecond)
+    assert float(f["rate"].rstrip("/s")) == pytest.approx(creates / float(f["seconds"]),
+                                                          rel=0.002), out
+    after = c.ok("stats.query", {"group_by": "district"})
+    assert sum(r["received"] for r in after["rows"]) - before_n == creates
+    # every sampled case reached `dispatched`, and the times are the daemon's own
+    assert f["undispatched"] == "0" and float(f["dispatch_p99_ms"]) >= 0, out
+    assert 0 < float(f["p50_ms"]) <= float(f["p99_ms"]) <= float(f["max_ms"]), out
+
+
+def test_an_offered_rate_is_kept_and_reads_are_reads(routed):
+    rc, f, out = bench(routed, "--clients", "2", "--inflight", "8", "--rate", "400",
+                       "--mix-reads", "50", "--dispatch-sample", "0", seconds=2)
+    assert rc == 0, out
+    total = int(f["creates"]) + int(f["reads"])
+    # 400 a second for 2 s, creates and reads together, about half each
+    assert 700 <= total <= 900, out
+    assert int(f["reads"]) > total // 4 and int(f["creates"]) > total // 4, out
+    assert f["errors"] == "0", out
+
+
+def test_no_daemon_exits_1_and_says_why():
+    d = Daemon()   # never started: nothing listens on its port
+    try:
+        r = subprocess.run([os.path.join(build_dir(), "gridline-bench"), "--endpoint",
+                            d.endpoint, "--seconds", "1", "--timeout", "300"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert r.stderr.strip(), "no message on stderr"
+    finally:
+        d.cleanup()
