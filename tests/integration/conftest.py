@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from gridline_harness import Daemon, fetch_catalog  # noqa: E402
+from gridline_harness import Daemon, fetch_catalog, running  # noqa: E402
 
 _daemons_by_item = {}
 
@@ -39,26 +39,16 @@ def daemon(request):
     (exit code 0 asserted) at the end unless the test stopped or killed it."""
     d = Daemon(extra_args=NO_ROUTERS)
     _register(request, d)
-    try:
-        d.start()
+    with running(d):
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 @pytest.fixture(scope="module")
 def module_daemon(request):
     """One daemon shared by a module's tests; stopped with SIGTERM at the end."""
     d = Daemon(extra_args=NO_ROUTERS)
-    try:
-        d.start()
+    with running(d):
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ The daemon runs on a fresh temporary data folder, on a free TCP port on
 test fails (see conftest.py).
 """
 
+import contextlib
 import itertools
 import os
 import signal
@@ -969,3 +970,21 @@ class CrashLedger:
              f"{len(self.bodies)} sent")
         assert {x["id"] for x in everything} == set(self.ids.values())
         return everything
+
+
+@contextlib.contextmanager
+def running(d):
+    """d started for the with block; stopped with SIGTERM (exit code 0 asserted) unless
+    the block stopped or killed it, and its folder removed."""
+    try:
+        d.start()
+        yield d
+        if d.alive():
+            d.stop()
+    finally:
+        d.cleanup()
+
+
+def running_daemon(extra_args=(), **kwargs):
+    """running() of a new Daemon with these arguments."""
+    return running(Daemon(extra_args=extra_args, **kwargs))

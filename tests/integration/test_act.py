@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from gridline_harness import Daemon, fetch_catalog, list_all, unique_request_id
+from gridline_harness import fetch_catalog, list_all, running_daemon, unique_request_id
 
 ACTOR = "dev"          # development mode: every client is the one sender `dev`
 ROUTER = "router"
@@ -47,14 +47,8 @@ def now_ms():
 @pytest.fixture(scope="module")
 def routed():
     """One daemon with its routing workers for the module; must stop cleanly."""
-    d = Daemon(extra_args=[])
-    try:
-        d.start()
+    with running_daemon() as d:
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 class Desk:

@@ -14,8 +14,8 @@ import time
 import pytest
 import zmq
 
-from gridline_harness import (Client, Daemon, build_dir, free_port, pack, wait_dispatched,
-                              wait_until)
+from gridline_harness import (Client, Daemon, build_dir, free_port, pack, running,
+                              wait_dispatched, wait_until)
 
 D1_LAMP = {"district": "D01", "street": "D01-S01", "community": "D01-S01-C01",
            "grid": "D01-S01-C01-G01"}
@@ -78,13 +78,8 @@ def secure():
     d.pairs = pairs
     d.server_pub = server_pub
     d.keys_dir = keys
-    try:
-        d.start()
+    with running(d):
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 def as_(d, name, timeout=5.0):

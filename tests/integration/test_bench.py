@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from gridline_harness import Daemon, build_dir
+from gridline_harness import Daemon, build_dir, running_daemon
 
 LINE = re.compile(r"^bench: (.*)$")
 
@@ -30,14 +30,8 @@ def bench(daemon, *args, seconds=1):
 
 @pytest.fixture(scope="module")
 def routed():
-    d = Daemon(extra_args=["--routers", "1", "--escalators", "0"])
-    try:
-        d.start()
+    with running_daemon(["--routers", "1", "--escalators", "0"]) as d:
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 def test_the_creates_it_counts_are_in_the_store(routed):

@@ -8,21 +8,15 @@ import time
 
 import pytest
 
-from gridline_harness import Daemon, unique_request_id
+from gridline_harness import running_daemon, unique_request_id
 
 LOC = {"district": "D02", "street": "D02-S01", "community": "D02-S01-C01"}
 
 
 @pytest.fixture
 def daemon_with_router():
-    d = Daemon(extra_args=["--routers", "1", "--escalators", "0"])
-    try:
-        d.start()
+    with running_daemon(["--routers", "1", "--escalators", "0"]) as d:
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 def create(c, category="roads", district="D02"):

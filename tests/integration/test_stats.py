@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gridline_harness import Daemon, _has_option, build_dir, fetch_catalog, unique_request_id
+from gridline_harness import (Daemon, _has_option, build_dir, fetch_catalog, running,
+                              unique_request_id)
 
 ACCEPT_S = 3
 RESOLVE_S = 6
@@ -55,13 +56,8 @@ def routed():
     d.extra_args = ["--routers", "1", "--config", path]
     if _has_option(d.binary, "--escalators"):
         d.extra_args += ["--escalators", "0"]
-    try:
-        d.start()
+    with running(d):
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 class Desk:

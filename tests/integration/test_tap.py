@@ -8,7 +8,7 @@ import msgpack
 import pytest
 import zmq
 
-from gridline_harness import Daemon, free_port, unique_request_id
+from gridline_harness import Daemon, free_port, running, unique_request_id
 
 
 @pytest.fixture
@@ -16,13 +16,8 @@ def tapped():
     port = free_port()
     d = Daemon(extra_args=["--routers", "0", "--escalators", "0"])
     d.tap_endpoint = f"tcp://127.0.0.1:{port}"
-    try:
-        d.start()
+    with running(d):
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 def subscribe(d, prefix=b""):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from gridline_harness import Daemon, build_dir, unique_request_id
+from gridline_harness import build_dir, running_daemon, unique_request_id
 
 LOC = {"district": "D02", "street": "D02-S01", "community": "D02-S01-C01"}
 RUN_TIMEOUT = 30
@@ -203,14 +203,8 @@ def test_watch_refuses_a_position_file_that_holds_no_position(daemon, tmp_path):
 
 @pytest.fixture
 def daemon_with_router():
-    d = Daemon(extra_args=["--routers", "1", "--escalators", "0"])
-    try:
-        d.start()
+    with running_daemon(["--routers", "1", "--escalators", "0"]) as d:
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 def wait_state(c, case_id, state, timeout=10):

@@ -7,19 +7,13 @@ import time
 
 import pytest
 
-from gridline_harness import Daemon, unique_request_id, wait_dispatched
+from gridline_harness import running_daemon, unique_request_id, wait_dispatched
 
 
 @pytest.fixture(scope="module")
 def window():
-    d = Daemon(extra_args=["--routers", "1", "--escalators", "0"])
-    try:
-        d.start()
+    with running_daemon(["--routers", "1", "--escalators", "0"]) as d:
         yield d
-        if d.alive():
-            d.stop()
-    finally:
-        d.cleanup()
 
 
 @pytest.fixture
