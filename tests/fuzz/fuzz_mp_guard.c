@@ -11,9 +11,14 @@
  * msgpack-c is only run on inputs mp_guard_skip found well-formed: skip checks every
  * declared count against the bytes left, so the unpacking stays small; running it on
  * anything else is the allocation bomb the guard exists to stop.
+ *
+ * mp_fast's reader (mp_in_skip, and the map walk the client library reads replies
+ * with: mp_in_map, mp_in_key) is held to the same two judges: it must measure an object
+ * as mp_guard_skip does, and walk a map msgpack-c unpacked to the same count and keys.
  */
 #include "fuzz_target.h"
 
+#include "mp_fast.h"
 #include "mp_guard.h"
 #include "mp_util.h"
 
@@ -85,6 +90,31 @@ fits(const tree_facts *f, const mp_guard_limits *lim)
     return f->depth <= max_depth && f->items <= lim->max_items && f->max_blob <= lim->max_str;
 }
 
+/* The map o (unpacked from buf by msgpack-c) walked with mp_fast: the same pair count,
+ * the same string keys, and the walk ends where the object does. */
+static void
+map_walk_agrees(const unsigned char *buf, size_t size, const msgpack_object *o)
+{
+    mp_in    in = mp_in_of(buf, size);
+    uint32_t n = mp_in_map(&in);
+
+    fuzz_expect(!in.bad && n == o->via.map.size, "mp_in_map reads msgpack-c's count");
+    for (uint32_t i = 0; i < n && !in.bad; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        gl_str key = mp_in_key(&in);
+
+        if (k->type == MSGPACK_OBJECT_STR) {
+            fuzz_expect(key.n == k->via.str.size
+                            && (key.n == 0 || memcmp(key.p, k->via.str.ptr, key.n) == 0),
+                        "mp_in_key reads a string key as msgpack-c does");
+        } else {
+            fuzz_expect(key.p == NULL, "mp_in_key passes over a key that is not a string");
+        }
+        mp_in_skip(&in);
+    }
+    fuzz_expect(!in.bad && in.p == buf + size, "the map walk ends where the map does");
+}
+
 enum { LIM_REQUEST, LIM_LOOSE, LIM_UNPACKABLE, LIM_TIGHT, LIM_COUNT };
 
 int
@@ -115,6 +145,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     skip = mp_guard_skip(buf, size);
     fuzz_expect(skip <= size, "mp_guard_skip stays inside the buffer");
+    {
+        mp_in in = mp_in_of(buf, size);
+
+        mp_in_skip(&in);
+        fuzz_expect(in.bad == (skip == 0), "mp_in_skip fails exactly where mp_guard_skip does");
+        fuzz_expect(in.bad || (size_t)(in.p - buf) == skip,
+                    "mp_in_skip measures an object as mp_guard_skip does");
+    }
     if (skip > 0) {
         fuzz_expect(mp_guard_skip(buf, skip) == skip,
                     "mp_guard_skip needs no byte past the object it measured");
@@ -144,6 +182,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mp_unpack((const char *)buf, size, &zone, &o) == 0) {
         memset(&facts, 0, sizeof facts);
         tree_measure(&o, 0, &facts);
+        if (o.type == MSGPACK_OBJECT_MAP) {
+            map_walk_agrees(buf, size, &o);
+        }
         for (i = 0; i < LIM_COUNT; i++) {
             fuzz_expect((rc[i] == 0) == fits(&facts, &lims[i]),
                         "mp_guard_check accepts exactly the trees within the limits");
