@@ -488,6 +488,7 @@ typedef struct {
     uint64_t        *seq, *rnd;
     int64_t         *next_at;
     int64_t          interval;
+    int64_t          end;        /* no new request from this time on */
 } refill;
 
 /* Waits up to wait_ns for replies on any of the n clients and takes every one that has
@@ -514,7 +515,7 @@ static int take_replies(run_state **st, zmq_pollitem_t *items, int n, int64_t wa
         }
         while (take_reply(st[i], 0) == 1) {
             taken++;
-            if (rf != NULL) {
+            if (rf != NULL && !stop_requested && now_ns() < rf->end) {
                 offer(st[i], rf->sb, &rf->seq[i], &rf->rnd[i], rf->interval, &rf->next_at[i]);
             }
         }
@@ -575,7 +576,7 @@ static void *driver_run(void *arg)
         goto done;
     }
     end = *d->workers[d->first].end_ns;
-    refill fill = { &sb, seq, rnd, next_at, interval };
+    refill fill = { &sb, seq, rnd, next_at, interval, end };
     for (int i = 0; i < d->n; i++) {
         next_at[i] = *d->workers[d->first].start_ns
                      + interval * d->workers[d->first + i].index / cfg->clients;
