@@ -385,12 +385,10 @@ typedef struct {
 static int event_list_add(void *arg, gl_str raw)
 {
     event_list *l = arg;
-    msgpack_object o;
     case_event e;
     case_record c;
     gl_str stored;
-    msgpack_zone_clear(&l->zone);
-    if (mp_unpack(raw.p, raw.n, &l->zone, &o) != 0 || case_event_unpack(&o, &e) != 0
+    if (case_event_decode(raw, &l->zone, &e) != 0
         || store_read_case(l->r, e.case_id, &stored) != 0
         || store_case_decode(stored, &l->zone, &c) != 0) {
         return GL_EINTERNAL;

@@ -1877,11 +1877,8 @@ int store_read_events(store_reader *r, uint64_t after, uint32_t limit, gl_str un
         bool take = true;
         seen++;
         if (filtered) {
-            msgpack_object o;
             case_event e;
-            msgpack_zone_clear(&r->zone);
-            if (mp_unpack(v.mv_data, v.mv_size, &r->zone, &o) != 0
-                || case_event_unpack(&o, &e) != 0) {
+            if (case_event_decode(gl_str_of(v.mv_data, v.mv_size), &r->zone, &e) != 0) {
                 log_error("store: event %llu does not decode", (unsigned long long)seq);
                 out = GL_EINTERNAL;
                 break;

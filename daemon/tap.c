@@ -98,10 +98,8 @@ typedef struct {
 static int publish_one(void *arg, gl_str raw)
 {
     publish_ctx *p = arg;
-    msgpack_object o;
     case_event e;
-    msgpack_zone_clear(&p->t->zone);
-    if (mp_unpack(raw.p, raw.n, &p->t->zone, &o) != 0 || case_event_unpack(&o, &e) != 0) {
+    if (case_event_decode(raw, &p->t->zone, &e) != 0) {
         return 0;
     }
     char topic[3 + 2 * 64 + 32 + 4];

@@ -105,3 +105,10 @@ int case_event_unpack(const msgpack_object *o, case_event *e)
     e->state = (case_state)state;
     return 0;
 }
+
+int case_event_decode(gl_str raw, msgpack_zone *zone, case_event *e)
+{
+    msgpack_object o;
+    msgpack_zone_clear(zone);
+    return mp_unpack(raw.p, raw.n, zone, &o) != 0 || case_event_unpack(&o, e) != 0 ? -1 : 0;
+}

@@ -38,4 +38,9 @@ int case_event_pack(msgpack_packer *pk, const case_event *e);
 /* Fills e from a map written by case_event_pack. Returns 0, or -1 if it is not one. */
 int case_event_unpack(const msgpack_object *o, case_event *e);
 
+/* Fills e from an event's bytes as stored and sent (case_event_pack's), unpacked into
+ * zone, which is cleared first; e's strings point into raw and zone. Returns 0, or -1
+ * if raw is not one such event. */
+int case_event_decode(gl_str raw, msgpack_zone *zone, case_event *e);
+
 #endif

@@ -300,18 +300,19 @@ static void test_event_reads_back_the_same(void **state)
     msgpack_sbuffer sb;
     msgpack_zone zone;
     msgpack_packer pk;
-    msgpack_object o;
     msgpack_sbuffer_init(&sb);
     msgpack_zone_init(&zone, 1024);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     assert_int_equal(case_event_pack(&pk, &in), 0);
-    assert_int_equal(mp_unpack(sb.data, sb.size, &zone, &o), 0);
-    assert_int_equal(case_event_unpack(&o, &out), 0);
+    assert_int_equal(case_event_decode(gl_str_of(sb.data, sb.size), &zone, &out), 0);
     assert_int_equal(out.seq, 9);
     assert_int_equal(out.type, EVENT_ESCALATED);
     assert_int_equal(out.state, CASE_DISPATCHED);
     assert_true(gl_str_eq(out.unit, "D01-S01-OFFICE"));
     assert_int_equal(out.note.n, 0);
+    /* not an event: a truncated one, and a map of something else */
+    assert_int_equal(case_event_decode(gl_str_of(sb.data, sb.size - 1), &zone, &out), -1);
+    assert_int_equal(case_event_decode(gl_str_of("\x81\xa1x\x01", 4), &zone, &out), -1);
     msgpack_zone_destroy(&zone);
     msgpack_sbuffer_destroy(&sb);
 }
