@@ -84,7 +84,10 @@ static void usage(FILE *out)
         "  --escalator PATH      the escalation program (default: beside this program)\n"
         "  --task-timeout MS     how long a worker may hold a task before it goes to\n"
         "                        another (default 2000)\n"
-        "  --map-size MIB        LMDB map size in MiB (default 65536; the file grows as used)\n"
+        "  --map-size MIB        LMDB map size in MiB at start (default 65536; the file\n"
+        "                        grows as used, and the map doubles when it is full)\n"
+        "  --map-max MIB         the most the map may grow to (default 1048576, 1 TiB;\n"
+        "                        then writes are refused with `unavailable`)\n"
         "  --max-batch N         writes per transaction, for group commit (default 4096)\n"
         "  --log-level LEVEL     debug, info, warn or error (default info)\n"
         "  --check-config        read the configuration, print a summary and exit\n"
@@ -250,6 +253,8 @@ static bool is_local(const char *ep)
     return false;
 }
 
+#define MAP_MIB_MAX (64ULL << 20)
+
 static int parse_size(const char *s, unsigned long long *out)
 {
     char *end;
@@ -266,7 +271,7 @@ int main(int argc, char **argv)
     const char *data = DEFAULT_DATA, *config = NULL, *endpoint = DEFAULT_ENDPOINT;
     const char *worker_endpoint = NULL, *router = NULL, *escalator = NULL;
     const char *tap_endpoint = DEFAULT_TAP, *keys_path = NULL, *server_key_path = NULL;
-    unsigned long long map_mib = 65536, max_batch = 4096, routers = 1, escalators = 1;
+    unsigned long long map_mib = 65536, map_max_mib = 1048576, max_batch = 4096, routers = 1, escalators = 1;
     unsigned long long task_timeout = 2000;
     bool check_only = false;
     int level = LOG_INFO;
@@ -275,6 +280,7 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "endpoint", required_argument, NULL, 'e' },
         { "map-size", required_argument, NULL, 'm' },
+        { "map-max", required_argument, NULL, 'M' },
         { "max-batch", required_argument, NULL, 'b' },
         { "worker-endpoint", required_argument, NULL, 'w' },
         { "routers", required_argument, NULL, 'r' },
@@ -301,8 +307,12 @@ int main(int argc, char **argv)
         case 'V': printf("gridlined %s\n", GRIDLINE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         case 'm':
-            if (parse_size(optarg, &map_mib) != 0) {
-                fprintf(stderr, "gridlined: --map-size takes a number of MiB, not \"%s\"\n", optarg);
+        case 'M':
+            /* 64 TiB: LMDB's map lives in the 128 TiB of a process's address space. */
+            if (parse_size(optarg, ch == 'm' ? &map_mib : &map_max_mib) != 0
+                || (ch == 'm' ? map_mib : map_max_mib) > MAP_MIB_MAX) {
+                fprintf(stderr, "gridlined: %s takes 1 to %llu MiB, not \"%s\"\n",
+                        ch == 'm' ? "--map-size" : "--map-max", MAP_MIB_MAX, optarg);
                 return 2;
             }
             break;
@@ -355,6 +365,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "gridlined: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (map_max_mib < map_mib) {
+        fprintf(stderr, "gridlined: --map-max (%llu MiB) is below --map-size (%llu MiB): "
+                "raise --map-max, or lower --map-size\n", map_max_mib, map_mib);
         return 2;
     }
     log_init("gridlined", (log_level)level);
@@ -426,7 +441,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    store_options so = { map_mib << 20, c->code_prefix, c->utc_offset_min };
+    store_options so = { map_mib << 20, c->code_prefix, c->utc_offset_min, map_max_mib << 20 };
     store *st = store_new(data, &so, err, sizeof err);
     if (st == NULL) {
         log_error("%s", err);

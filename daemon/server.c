@@ -158,6 +158,10 @@ static void pack_case(server *s, const principal *who, gl_str raw)
 static int write_apply(writer_op *op, store_txn *txn)
 {
     write_op *w = (write_op *)op;
+    /* Afresh: a batch applied again after the map grew (writer.h) calls this twice. */
+    free(w->created.data);
+    memset(&w->created, 0, sizeof w->created);
+    gl_error_clear(&w->err);
     if (w->is_create) {
         w->rc = store_case_create(txn, gl_str_c(w->to.who->name), &w->create, now_ms(),
                                   &w->created, &w->err);

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 
 #define STORE_DEFAULT_MAP_SIZE (64ULL << 30)
+#define STORE_DEFAULT_MAP_MAX  (1ULL << 40)
 #define INDEX_KEY_MAX          96   /* tag + value (<= 64) + NUL + id */
 
 /* Index tags: one byte in front of each index key. */
@@ -52,6 +54,12 @@ typedef struct {
 
 struct store {
     MDB_env         *env;
+    /* Held shared by every transaction, from its begin to its end, and exclusively by
+     * store_grow: LMDB remaps the file when the map grows, which no transaction of the
+     * process may see. Writer-preferring, so that reads cannot hold off a grow. */
+    pthread_rwlock_t map_lock;
+    bool             map_lock_ready;
+    uint64_t         map_max;
     /* index: keys that carry their own order (deadlines, created time, duplicate
      * candidates). post: the posting lists of the list filters, a tag and value each
      * with its cases' ids as sorted 8-byte duplicates (since schema 3). */
@@ -91,8 +99,16 @@ struct store_reader {
     msgpack_zone zone;
 };
 
+/* Whether a write on this thread met MDB_MAP_FULL since its transaction began (see
+ * store_write_map_full). Per thread, as lmdb_code sees only the code; only the writer's
+ * thread writes. */
+static _Thread_local bool map_full_seen;
+
 static int lmdb_code(int rc)
 {
+    if (rc == MDB_MAP_FULL) {
+        map_full_seen = true;
+    }
     /* EIO too: LMDB reports a short write of the data file, which is what a full
      * filesystem gives, as EIO (mdb_page_flush), not ENOSPC. Nothing of the transaction
      * is written either way, and the writes can go on once space is freed: unavailable,
@@ -218,6 +234,20 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
         goto fail;
     }
     uint64_t map_size = opt != NULL && opt->map_size != 0 ? opt->map_size : STORE_DEFAULT_MAP_SIZE;
+    s->map_max = opt != NULL && opt->map_max != 0 ? opt->map_max : STORE_DEFAULT_MAP_MAX;
+    if (s->map_max < map_size) {
+        s->map_max = map_size;
+    }
+    pthread_rwlockattr_t la;
+    pthread_rwlockattr_init(&la);
+    pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    rc = pthread_rwlock_init(&s->map_lock, &la);
+    pthread_rwlockattr_destroy(&la);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot create a lock: %s", strerror(rc));
+        goto fail;
+    }
+    s->map_lock_ready = true;
     mdb_env_set_mapsize(s->env, (size_t)map_size);
     mdb_env_set_maxdbs(s->env, 16);
     /* MDB_NOTLS: read transactions are not tied to a thread's slot, so the loop can
@@ -281,6 +311,9 @@ void store_destroy(store **sp)
     if (s->env != NULL) {
         mdb_env_close(s->env);
     }
+    if (s->map_lock_ready) {
+        pthread_rwlock_destroy(&s->map_lock);
+    }
     msgpack_sbuffer_destroy(&s->wbuf);
     msgpack_sbuffer_destroy(&s->ebuf);
     msgpack_zone_destroy(&s->wzone);
@@ -307,6 +340,38 @@ int store_reader_check(store *s)
     return dead;
 }
 
+bool store_write_map_full(void)
+{
+    return map_full_seen;
+}
+
+int store_grow(store *s)
+{
+    MDB_envinfo info;
+    int rc;
+    pthread_rwlock_wrlock(&s->map_lock);
+    mdb_env_info(s->env, &info);
+    uint64_t old = info.me_mapsize, want = old * 2 > s->map_max ? s->map_max : old * 2;
+    if (want <= old) {
+        pthread_rwlock_unlock(&s->map_lock);
+        log_error("store: the LMDB map is full at its limit of %llu MiB (--map-max): "
+                  "writes are refused until it is raised", (unsigned long long)(old >> 20));
+        return GL_EUNAVAILABLE;
+    }
+    /* No transaction of this process is open (the lock), so LMDB may remap. */
+    rc = mdb_env_set_mapsize(s->env, (size_t)want);
+    pthread_rwlock_unlock(&s->map_lock);
+    if (rc != 0) {
+        log_error("store: cannot grow the LMDB map from %llu to %llu MiB: %s",
+                  (unsigned long long)(old >> 20), (unsigned long long)(want >> 20),
+                  mdb_strerror(rc));
+        return GL_EUNAVAILABLE;
+    }
+    log_info("store: the LMDB map was full at %llu MiB; grown to %llu MiB",
+             (unsigned long long)(old >> 20), (unsigned long long)(want >> 20));
+    return 0;
+}
+
 uint64_t store_case_count(store *s)
 {
     return s->next_id - 1;
@@ -327,8 +392,11 @@ int store_write_begin(store *s, store_txn **out)
     if (t == NULL) {
         return GL_EUNAVAILABLE;
     }
+    map_full_seen = false;
+    pthread_rwlock_rdlock(&s->map_lock);
     int rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
     if (rc != 0) {
+        pthread_rwlock_unlock(&s->map_lock);
         log_error("store: cannot begin a write transaction: %s", mdb_strerror(rc));
         free(t);
         return lmdb_code(rc);
@@ -351,13 +419,16 @@ int store_write_commit(store_txn **tp)
         return rc;
     }
     rc = mdb_txn_commit(t->txn);
+    pthread_rwlock_unlock(&t->s->map_lock);
     if (rc == 0) {
         t->s->next_id = t->next_id;
         t->s->next_seq = t->next_seq;
         t->s->last_created_at = t->last_created_at;
+    } else if (lmdb_code(rc) == GL_EUNAVAILABLE) {
+        /* Told by the caller, which knows what can be done about it (store_grow). */
+        log_debug("store: commit failed: %s", mdb_strerror(rc));
     } else {
-        log_error("store: commit failed: %s%s", mdb_strerror(rc),
-                  rc == EIO ? " (a short write: is the disk full?)" : "");
+        log_error("store: commit failed: %s", mdb_strerror(rc));
     }
     free(t);
     *tp = NULL;
@@ -371,6 +442,7 @@ void store_write_abort(store_txn **tp)
     }
     (*tp)->s->n_pops = 0;   /* the aborted batch's posting changes go with it */
     mdb_txn_abort((*tp)->txn);
+    pthread_rwlock_unlock(&(*tp)->s->map_lock);
     free(*tp);
     *tp = NULL;
 }
@@ -1634,12 +1706,14 @@ int store_read_begin(store *s, store_reader **out)
     if (r->active) {
         return GL_EINTERNAL;    /* one read at a time on the loop thread */
     }
+    pthread_rwlock_rdlock(&s->map_lock);
     if (r->txn == NULL) {
         rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
     } else {
         rc = mdb_txn_renew(r->txn);
     }
     if (rc != 0) {
+        pthread_rwlock_unlock(&s->map_lock);
         log_error("store: cannot begin a read transaction: %s", mdb_strerror(rc));
         return GL_EINTERNAL;
     }
@@ -1657,8 +1731,10 @@ int store_read_begin_private(store *s, store_reader **out)
     r->s = s;
     r->is_private = true;
     msgpack_zone_init(&r->zone, 4096);
+    pthread_rwlock_rdlock(&s->map_lock);
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
     if (rc != 0) {
+        pthread_rwlock_unlock(&s->map_lock);
         log_error("store: cannot begin a read transaction: %s", mdb_strerror(rc));
         msgpack_zone_destroy(&r->zone);
         free(r);
@@ -1677,6 +1753,7 @@ void store_read_end(store_reader **rp)
     store_reader *r = *rp;
     if (r->is_private) {
         mdb_txn_abort(r->txn);
+        pthread_rwlock_unlock(&r->s->map_lock);
         msgpack_zone_destroy(&r->zone);
         free(r);
         *rp = NULL;
@@ -1684,6 +1761,7 @@ void store_read_end(store_reader **rp)
     }
     /* Reset, not abort: the handle is renewed by the next read, with no allocation. */
     mdb_txn_reset(r->txn);
+    pthread_rwlock_unlock(&r->s->map_lock);
     msgpack_zone_clear(&r->zone);
     r->active = false;
     *rp = NULL;

@@ -47,9 +47,10 @@ typedef struct store_txn store_txn;
 typedef struct store_reader store_reader;
 
 typedef struct {
-    uint64_t    map_size;        /* bytes of address space for the map; 0 = 64 GiB */
+    uint64_t    map_size;        /* bytes of address space for the map at first; 0 = 64 GiB */
     const char *code_prefix;     /* "GL" */
     int         utc_offset_min;  /* the city's clock, for the date in case codes */
+    uint64_t    map_max;         /* store_grow's limit; 0 = 1 TiB; never below map_size */
 } store_options;
 
 /* Opens (creating if needed) the store in dir. Checks the schema version. Returns
@@ -77,6 +78,16 @@ uint64_t store_last_seq(store *s);
 
 /* Begins a write transaction. Returns 0, or GL_EUNAVAILABLE (disk or map trouble). */
 int store_write_begin(store *s, store_txn **txn);
+
+/* Whether the last write transaction begun on this thread met a full LMDB map
+ * (MDB_MAP_FULL) in any put or at its commit. Then store_grow, and the batch again. */
+bool store_write_map_full(void);
+
+/* Doubles the LMDB map, up to the options' map_max. Waits until no transaction of the
+ * process is open (they hold a lock shared, this one exclusively): the calling thread
+ * must hold none. Returns 0 when the map grew; GL_EUNAVAILABLE when it is at map_max
+ * already (logged, with what to do) or the address space will not have it. */
+int store_grow(store *s);
 
 /* Commits and frees *txn (set to NULL) in every case. Returns 0 once the batch is
  * durable, GL_EUNAVAILABLE when the map or the disk is full (or the disk fails a

@@ -231,7 +231,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "store-bench: %s\n", err);
         return 1;
     }
-    store_options so = { map_mib << 20, c->code_prefix, c->utc_offset_min };
+    store_options so = { map_mib << 20, c->code_prefix, c->utc_offset_min, 0 };
     store *st = store_new(data, &so, err, sizeof err);
     if (st == NULL || (cases > 0 && fill(st, c, cases, resolved, batch) != 0)) {
         fprintf(stderr, "store-bench: %s\n", st == NULL ? err : "fill failed");

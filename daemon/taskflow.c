@@ -57,6 +57,7 @@ static int commit_apply(writer_op *op, store_txn *txn)
     commit_op *c = (commit_op *)op;
     taskflow *f = c->t->f;
     int64_t now = now_ms();
+    c->applied = c->discarded = 0;   /* afresh, should the batch be applied again */
     for (uint32_t i = 0; i < c->n; i++) {
         gl_error err;
         gl_error_clear(&err);

@@ -55,6 +55,28 @@ static uint64_t monotonic_ms(void)
     return monotonic_us() / 1000;
 }
 
+/* Applies the batch from first in one transaction and commits it. Returns the commit's
+ * status; *applied is when the applying ended. */
+static int writer_apply(writer *w, writer_op *first, uint64_t *applied)
+{
+    store_txn *txn = NULL;
+    int status = store_write_begin(w->store, &txn);
+    if (status != 0) {
+        return status;
+    }
+    for (writer_op *op = first; op != NULL; op = op->next) {
+        if ((status = op->apply(op, txn)) != 0) {
+            break;
+        }
+    }
+    *applied = monotonic_us();
+    if (status == 0) {
+        return store_write_commit(&txn);
+    }
+    store_write_abort(&txn);
+    return status;
+}
+
 static void *writer_main(void *arg)
 {
     writer *w = arg;
@@ -97,26 +119,19 @@ static void *writer_main(void *arg)
         last->next = NULL;
         pthread_mutex_unlock(&w->lock);
 
-        store_txn *txn = NULL;
         uint64_t t0 = monotonic_us(), t1 = t0;
-        int status = store_write_begin(w->store, &txn);
-        if (status == 0) {
-            for (writer_op *op = first; op != NULL; op = op->next) {
-                if ((status = op->apply(op, txn)) != 0) {
-                    break;
-                }
-            }
-            t1 = monotonic_us();
-            if (status == 0) {
-                status = store_write_commit(&txn);
-            } else {
-                store_write_abort(&txn);
-            }
+        int status = writer_apply(w, first, &t1);
+        /* A full map grows (no transaction is open now), and the batch runs again. A
+         * few times at most: one doubling fits any batch but the first in a tiny map. */
+        for (int grown = 0; status == GL_EUNAVAILABLE && store_write_map_full() && grown < 4
+                            && store_grow(w->store) == 0; grown++) {
+            status = writer_apply(w, first, &t1);
         }
         if (status != 0) {
             log_error("writer: a batch of %zu operation(s) failed (%s); none of it was written%s",
-                      n, gl_error_name(status), status == GL_EUNAVAILABLE
-                      ? ": the LMDB map (--map-size) or the disk is full" : "");
+                      n, gl_error_name(status), status != GL_EUNAVAILABLE ? ""
+                      : store_write_map_full() ? ": the LMDB map is full (see --map-max)"
+                      : ": the disk is full, or failed a write");
         }
 
         uint64_t t2 = monotonic_us();

@@ -30,7 +30,9 @@ struct writer_op {
     /* Writer thread, inside the batch's transaction. Returns 0 when the operation is
      * finished (its own outcome, even a refusal, is the op's to record), or a negative
      * GL_E* code when the transaction is broken: the batch is then aborted and every
-     * op in it completes with that status. */
+     * op in it completes with that status. When the LMDB map was full, the map grows
+     * and the whole batch is applied again: apply must start afresh each time (free or
+     * reset what an earlier call recorded). */
     int (*apply)(writer_op *op, store_txn *txn);
     /* Loop thread, after the batch: status 0 = committed and durable; negative =
      * nothing of the batch was written. The op is the callback's to free. */

@@ -38,7 +38,7 @@ typedef struct {
     msgpack_zone zone;
 } fixture;
 
-static const store_options opts = { 64ULL << 20, "GL", 0 };
+static const store_options opts = { 64ULL << 20, "GL", 0, 0 };
 
 static int setup(void **state)
 {

@@ -33,7 +33,7 @@ typedef struct {
     msgpack_object   reply;
 } fixture;
 
-static const store_options opts = { 64ULL << 20, "GL", 0 };
+static const store_options opts = { 64ULL << 20, "GL", 0, 0 };
 
 static int setup(void **state)
 {

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 typedef struct {
@@ -31,6 +32,8 @@ static int op_apply(writer_op *op, store_txn *txn)
     if (t->fail_with != 0) {
         return t->fail_with;
     }
+    free(t->created.data);   /* a batch applied again after the map grew (writer.h) */
+    t->created.data = NULL;
     return store_case_create(txn, gl_str_c("dev"), &t->req, 1795564800000LL, &t->created, &err);
 }
 
@@ -100,7 +103,7 @@ static void test_many_writes_commit_in_few_batches(void **state)
     enum { N = 2000 };
     char *dir = fixture_tmpdir();
     char err[256];
-    store_options o = { 64ULL << 20, "GL", 0 };
+    store_options o = { 64ULL << 20, "GL", 0, 0 };
     store *s = store_new(dir, &o, err, sizeof err);
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -145,7 +148,7 @@ static void test_a_broken_batch_fails_whole_and_writes_nothing(void **state)
     enum { N = 10 };
     char *dir = fixture_tmpdir();
     char err[256];
-    store_options o = { 64ULL << 20, "GL", 0 };
+    store_options o = { 64ULL << 20, "GL", 0, 0 };
     store *s = store_new(dir, &o, err, sizeof err);
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -182,6 +185,85 @@ static void test_a_broken_batch_fails_whole_and_writes_nothing(void **state)
     fixture_rmdir(dir);
 }
 
+static long file_size(const char *dir)
+{
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* N creates in one batch (behind the gate) into a map of 1 MiB that may grow to
+ * max_mib; returns how many committed. */
+static int fill_small_map(const char *dir, uint64_t max_mib, int n)
+{
+    char err[256];
+    store_options o = { 1ULL << 20, "GL", 0, max_mib << 20 };
+    store *s = store_new(dir, &o, err, sizeof err);
+    assert_non_null(s);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    writer *w = writer_new(&loop, s, 4096);
+    test_op *ops = calloc((size_t)n, sizeof *ops);
+    done_count = 0;
+    for (int i = 0; i < n; i++) {
+        init_op(&ops[i], i);
+    }
+    submit_gate(w, &ops[0]);
+    for (int i = 1; i < n; i++) {
+        assert_int_equal(writer_submit(w, &ops[i].op), 0);
+    }
+    open_gate();
+    run_until(&loop, n);
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        ok += ops[i].status == 0;
+        /* A batch fails or commits whole. */
+        assert_int_equal(ops[i].status, i == 0 ? 0 : ops[1].status);
+    }
+    assert_int_equal(store_case_count(s), ok);
+    writer_destroy(&w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    store_destroy(&s);
+    free(ops);
+    return ok;
+}
+
+/* A batch that does not fit the map: the map doubles (to 2 MiB here) and the same
+ * batch commits, every op once. The store opens again with the 1 MiB it was first
+ * given, all there. */
+static void test_a_full_map_grows_and_the_batch_commits(void **state)
+{
+    enum { N = 3000 };
+    char *dir = fixture_tmpdir();
+    char err[256];
+    assert_int_equal(fill_small_map(dir, 0, N), N);
+    assert_true(file_size(dir) > 1L << 20);
+
+    store_options o = { 1ULL << 20, "GL", 0, 0 };
+    store *s = store_new(dir, &o, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(store_case_count(s), N);
+    store_reader *r = NULL;
+    gl_str raw;
+    assert_int_equal(store_read_begin(s, &r), 0);
+    assert_int_equal(store_read_case(r, N, &raw), 0);
+    store_read_end(&r);
+    store_destroy(&s);
+    fixture_rmdir(dir);
+}
+
+/* At --map-max the map does not grow: the batch fails whole, nothing of it written. */
+static void test_a_full_map_at_its_limit_fails_the_batch(void **state)
+{
+    enum { N = 3000 };
+    char *dir = fixture_tmpdir();
+    assert_int_equal(fill_small_map(dir, 1, N), 1);   /* the gate's own batch only */
+    assert_true(file_size(dir) <= 1L << 20);
+    fixture_rmdir(dir);
+}
+
 static int drained_calls;
 
 static void on_drained(void *arg)
@@ -193,7 +275,7 @@ static void test_drained_callback_runs_once_nothing_is_pending(void **state)
 {
     char *dir = fixture_tmpdir();
     char err[256];
-    store_options o = { 64ULL << 20, "GL", 0 };
+    store_options o = { 64ULL << 20, "GL", 0, 0 };
     store *s = store_new(dir, &o, err, sizeof err);
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -224,6 +306,8 @@ int main(void)
         cmocka_unit_test(test_many_writes_commit_in_few_batches),
         cmocka_unit_test(test_a_broken_batch_fails_whole_and_writes_nothing),
         cmocka_unit_test(test_drained_callback_runs_once_nothing_is_pending),
+        cmocka_unit_test(test_a_full_map_grows_and_the_batch_commits),
+        cmocka_unit_test(test_a_full_map_at_its_limit_fails_the_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
