@@ -13,7 +13,10 @@
 #include "sla.h"
 #include "escalate_task.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define STORE_DEFAULT_MAP_SIZE (64ULL << 30)
 #define STORE_DEFAULT_MAP_MAX  (1ULL << 40)
@@ -375,6 +379,140 @@ int store_grow(store *s)
 uint64_t store_case_count(store *s)
 {
     return s->next_id - 1;
+}
+
+/* --- backup --- */
+
+/* Opens the environment in dir read-only (flags: MDB_NOLOCK too for a copy no one else
+ * uses) and reads its schema, cases and events. Returns 0 or -1 with err. */
+static int backup_read(const char *dir, unsigned flags, MDB_env **envp, store_backup_info *info,
+                       char *err, size_t errlen)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta, cases, events;
+    MDB_val k = val_of("schema", 6), v;
+    int rc;
+    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 16)) != 0
+        || (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | flags, 0)) != 0
+        || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0
+        || (rc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0
+        || (rc = mdb_dbi_open(txn, "cases", 0, &cases)) != 0
+        || (rc = mdb_dbi_open(txn, "events", 0, &events)) != 0
+        || (rc = mdb_get(txn, meta, &k, &v)) != 0) {
+        snprintf(err, errlen, "cannot read the store in %s: %s", dir,
+                 rc == MDB_NOTFOUND ? "it is not a gridlined store (no schema)"
+                 : mdb_strerror(rc));
+        if (txn != NULL) {
+            mdb_txn_abort(txn);
+        }
+        mdb_env_close(env);
+        return -1;
+    }
+    const unsigned char *b = v.mv_data;
+    info->schema = v.mv_size == 4
+                       ? (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3]
+                       : 0;
+    info->cases = last_key_of(txn, cases);
+    info->last_seq = last_key_of(txn, events);
+    mdb_txn_abort(txn);
+    *envp = env;
+    return 0;
+}
+
+int store_backup(const char *dir, const char *dest, store_backup_info *info, char *err,
+                 size_t errlen)
+{
+    char path[PATH_MAX], real_dir[PATH_MAX], real_dest[PATH_MAX];
+    struct stat st;
+    MDB_env *env = NULL;
+    int fd = -1, dfd = -1, rc = -1;
+
+    memset(info, 0, sizeof *info);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "no store in %s (%s): give the daemon's --data", dir,
+                 strerror(errno));
+        return -1;
+    }
+    if (mkdir(dest, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dest, strerror(errno));
+        return -1;
+    }
+    DIR *d = opendir(dest);
+    if (d == NULL) {
+        snprintf(err, errlen, "cannot open %s: %s", dest, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(d)) != NULL) {
+        empty = empty && (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0);
+    }
+    closedir(d);
+    if (realpath(dir, real_dir) != NULL && realpath(dest, real_dest) != NULL
+        && strcmp(real_dir, real_dest) == 0) {
+        snprintf(err, errlen, "%s is the store itself: back up into another folder", dest);
+        return -1;
+    }
+    if (!empty) {
+        snprintf(err, errlen, "%s is not empty: back up into a new or empty folder (nothing "
+                 "was written)", dest);
+        return -1;
+    }
+    if (backup_read(dir, 0, &env, info, err, errlen) != 0) {
+        return -1;
+    }
+    /* One read transaction: the copy is the store as of one commit, while the daemon
+     * goes on writing; compacted, so free pages are left out. Then made durable, the
+     * file and its name, before it is called a backup. */
+    snprintf(path, sizeof path, "%s/data.mdb", dest);
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        goto done;
+    }
+    int mrc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
+    for (int i = 0; mrc == MDB_MAP_RESIZED && i < 3; i++) {
+        /* The daemon grew its map past this process's view: adopt it, start over. */
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0
+            || (mrc = mdb_env_set_mapsize(env, 0)) != 0) {
+            break;
+        }
+        mrc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
+    }
+    if (mrc != 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path,
+                 mrc != 0 ? mdb_strerror(mrc) : strerror(errno));
+        goto done;
+    }
+    if (fstat(fd, &st) == 0) {
+        info->bytes = (uint64_t)st.st_size;
+    }
+    if ((dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
+        snprintf(err, errlen, "cannot sync %s: %s", dest, strerror(errno));
+        goto done;
+    }
+    /* The copy must read back as a store: what it holds is what is reported. */
+    mdb_env_close(env);
+    env = NULL;
+    if (backup_read(dest, MDB_NOLOCK, &env, info, err, errlen) != 0) {
+        goto done;
+    }
+    rc = 0;
+done:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (dfd >= 0) {
+        close(dfd);
+    }
+    if (env != NULL) {
+        mdb_env_close(env);
+    }
+    if (rc != 0 && fd >= 0) {
+        unlink(path);   /* no half copy that could pass for a backup */
+    }
+    return rc;
 }
 
 uint64_t store_last_seq(store *s)

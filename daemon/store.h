@@ -74,6 +74,22 @@ int store_reader_check(store *s);
 uint64_t store_case_count(store *s);
 uint64_t store_last_seq(store *s);
 
+typedef struct {
+    unsigned schema;     /* the copy's schema version */
+    uint64_t cases;      /* cases in the copy (its last id) */
+    uint64_t last_seq;   /* its last event */
+    uint64_t bytes;      /* the copy's size */
+} store_backup_info;
+
+/* Hot backup: copies the store in dir into dest (created, or an empty folder) as of one
+ * commit, compacted (mdb_env_copyfd2, MDB_CP_COMPACT), while a daemon may go on writing
+ * it: the copy is one read transaction, from any process. The copy is synced, then
+ * opened again to fill *info. To restore, stop the daemon and give it dest as --data.
+ * Returns 0, or -1 with a message in err (no store in dir, dest not empty, dest is dir,
+ * a write error: then no data.mdb is left in dest). */
+int store_backup(const char *dir, const char *dest, store_backup_info *info, char *err,
+                 size_t errlen);
+
 /* --- The writer's side: one write transaction at a time, on one thread. --- */
 
 /* Begins a write transaction. Returns 0, or GL_EUNAVAILABLE (disk or map trouble). */

@@ -584,6 +584,17 @@ def list_all(client, flt=None, limit=50, max_pages=100000):
         after = nxt
 
 
+def all_events(c):
+    """Every event of the feed, in order, following `next`."""
+    out, after = [], 0
+    while True:
+        b = c.ok("feed.pull", {"after": after, "limit": 1000})
+        out += b["events"]
+        if not b["events"] or b["next"] >= b["last"]:
+            return out
+        after = b["next"]
+
+
 def phone_matches(sent, got):
     """The phone as sent, or masked ('the phone masked for callers without the
     right to see it'): same length, masked characters only where it differs."""

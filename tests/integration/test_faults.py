@@ -46,7 +46,7 @@ import time
 import pytest
 import zmq
 
-from gridline_harness import (MDPC, Client, CrashLedger, crash_body, crash_rid_of,
+from gridline_harness import (MDPC, Client, CrashLedger, all_events, crash_body, crash_rid_of,
                               fetch_catalog, flood, flood_and_kill, list_all, pack, pid_alive,
                               same_fields, sanitized_build, unpack, wait_until,
                               worker_children, workers_of_data_dir)
@@ -121,17 +121,6 @@ def check_one_dispatch_and_deadlines_once(cid, history):
                 fired = set()
         else:
             assert t == "created", f"case {cid}: unexpected {t}: {types(history)}"
-
-
-def all_events(c):
-    """Every event of the feed, in order, following `next`."""
-    out, after = [], 0
-    while True:
-        b = c.ok("feed.pull", {"after": after, "limit": 1000})
-        out += b["events"]
-        if not b["events"] or b["next"] >= b["last"]:
-            return out
-        after = b["next"]
 
 
 def check_feed_dense(c, case_ids):
