@@ -52,7 +52,7 @@ enum {
 
 static const char usage_text[] =
     "usage: gridline-bench [--endpoint EP] [--clients N] [--inflight W] [--seconds S]\n"
-    "                      [--rate R] [--mix-reads PCT] [--timeout MS]\n"
+    "                      [--rate R] [--mix-reads PCT] [--timeout MS] [--random-ids]\n"
     "\n"
     "Offers gridlined a load of case.create requests and reports the acknowledged rate,\n"
     "the errors by code and the latency (p50, p99, max).\n"
@@ -79,7 +79,11 @@ static const char usage_text[] =
     "                       (spread over the run) and report how long each took from\n"
     "                       created to dispatched, by the daemon's clock (default 500;\n"
     "                       0: skip). Cases not dispatched within 10 s count as\n"
-    "                       undispatched\n"
+"                       undispatched\n"
+    "  -u, --random-ids     request_ids in random order, as UUIDv4s come (default: each\n"
+    "                       connection's in sequence, as a counter or a time-ordered\n"
+    "                       UUIDv7 gives). The store's idempotency index then takes a\n"
+    "                       page of its own for almost every create\n"
     "  -h, --help           show this help\n"
     "\n"
     "The last line is for scripts:\n"
@@ -103,6 +107,7 @@ typedef struct {
     int         mix_reads;
     int         timeout_ms;
     int         dispatch_sample;
+    bool        random_ids;
     /* From the catalogue. */
     char       *category, *district, *street, *community, *grid;
     char        run_id[GL_CLIENT_REQUEST_ID_LEN + 1];
@@ -293,7 +298,16 @@ static int pack_create(msgpack_packer *pk, const bench_config *cfg, int thread, 
     char     request_id[128];
     uint32_t nloc = 1 + (cfg->street != NULL) + (cfg->community != NULL) + (cfg->grid != NULL);
 
-    snprintf(request_id, sizeof(request_id), "bench-%s-%d-%" PRIu64, cfg->run_id, thread, n);
+    if (cfg->random_ids) {
+        /* splitmix64's finaliser is a bijection: distinct (thread, n), distinct ids. */
+        uint64_t h = ((uint64_t)thread << 48 | n) + 0x9e3779b97f4a7c15ULL;
+        h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+        h ^= h >> 31;
+        snprintf(request_id, sizeof(request_id), "%016" PRIx64 "-bench-%s", h, cfg->run_id);
+    } else {
+        snprintf(request_id, sizeof(request_id), "bench-%s-%d-%" PRIu64, cfg->run_id, thread, n);
+    }
     if (msgpack_pack_map(pk, 7) != 0
         || mp_pack_cstr(pk, "request_id") != 0 || mp_pack_cstr(pk, request_id) != 0
         || mp_pack_cstr(pk, "channel") != 0 || mp_pack_cstr(pk, "hotline") != 0
@@ -916,6 +930,7 @@ int main(int argc, char **argv)
         { "mix-reads", required_argument, NULL, 'm' },
         { "timeout", required_argument, NULL, 't' },
         { "dispatch-sample", required_argument, NULL, 'd' },
+        { "random-ids", no_argument, NULL, 'u' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -945,7 +960,7 @@ int main(int argc, char **argv)
     int                rc = EXIT_FAILED;
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":e:c:T:w:s:r:m:t:d:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":e:c:T:w:s:r:m:t:d:uh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'e':
             cfg.endpoint = optarg;
@@ -990,6 +1005,9 @@ int main(int argc, char **argv)
             if (!parse_whole(optarg, 0, 100000, &cfg.dispatch_sample)) {
                 return usage_error("--dispatch-sample wants 0-100000; got '%s'", optarg);
             }
+            break;
+        case 'u':
+            cfg.random_ids = true;
             break;
         case 'h':
             fputs(usage_text, stdout);

@@ -63,6 +63,21 @@ def test_an_offered_rate_is_kept_and_reads_are_reads(routed):
     assert f["errors"] == "0", out
 
 
+def test_random_ids_are_unique_and_out_of_order(routed):
+    c = routed.client()
+    rows = c.ok("stats.query", {"group_by": "district"})["rows"]
+    before_n = sum(r["received"] for r in rows)   # ids are dense from 1
+    rc, f, out = bench(routed, "--clients", "2", "--inflight", "4", "--random-ids",
+                       "--dispatch-sample", "0")
+    assert rc == 0 and f["errors"] == "0" and int(f["creates"]) > 200, out
+    rids = [x["request_id"] for x in c.ok("case.list", {"after": before_n, "limit": 200})["cases"]]
+    assert all(re.fullmatch(r"[0-9a-f]{16}-bench-[0-9a-f]{16}", r) for r in rids), rids[:5]
+    assert len(set(rids)) == len(rids)
+    # what a counter would give is in order; these are not, nor near it
+    ahead = sum(a < b for a, b in zip(rids, rids[1:]))
+    assert 0.3 < ahead / (len(rids) - 1) < 0.7, rids[:10]
+
+
 def test_no_daemon_exits_1_and_says_why():
     d = Daemon()   # never started: nothing listens on its port
     try:
