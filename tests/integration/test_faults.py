@@ -47,9 +47,9 @@ import pytest
 import zmq
 
 from gridline_harness import (MDPC, Client, CrashLedger, all_events, crash_body, crash_rid_of,
-                              fetch_catalog, flood, flood_and_kill, list_all, pack, pid_alive,
-                              same_fields, sanitized_build, unpack, wait_until,
-                              worker_children, workers_of_data_dir)
+                              daemon_binary, fetch_catalog, flood, flood_and_kill, list_all,
+                              pack, pid_alive, same_fields, sanitized_build, unpack,
+                              wait_until, worker_children, workers_of_data_dir)
 
 SANITIZED = sanitized_build()
 ROUTER, ESCALATOR = "gridline-router", "gridline-escalator"
@@ -430,6 +430,21 @@ def test_a_full_map_grows_under_load_and_nothing_is_refused(daemons):
     check_feed_dense(c, [case["id"] for _, case in acked.values()])
     print(f"\nmap growth: {n} creates, grown {len(grown)} time(s), "
           f"to {grown[-1][1]} MiB")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--map-size", "0"], "--map-size takes 1 to"),
+    (["--map-size", "lots"], "--map-size takes 1 to"),
+    (["--map-max", "999999999999"], "--map-max takes 1 to 67108864 MiB"),
+    (["--map-size", "4", "--map-max", "2"], "--map-max (2 MiB) is below --map-size (4 MiB)"),
+])
+def test_bad_map_options_exit_2_before_touching_the_data(tmp_path, args, needle):
+    data = tmp_path / "data"
+    r = subprocess.run([daemon_binary(), "--data", str(data), *args], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and needle in r.stderr, (r.returncode, r.stderr)
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert not data.exists()
 
 
 def test_map_full_at_map_max_refuses_writes_keeps_reads_and_a_higher_max_resumes(daemons):
