@@ -63,6 +63,7 @@ struct store {
      * process may see. Writer-preferring, so that reads cannot hold off a grow. */
     pthread_rwlock_t map_lock;
     bool             map_lock_ready;
+    bool             map_lost;   /* a grow failed to map the file again: no more txns */
     uint64_t         map_max;
     /* index: keys that carry their own order (deadlines, created time, duplicate
      * candidates). post: the posting lists of the list filters, a tag and value each
@@ -364,11 +365,17 @@ int store_grow(store *s)
     }
     /* No transaction of this process is open (the lock), so LMDB may remap. */
     rc = mdb_env_set_mapsize(s->env, (size_t)want);
+    if (rc != 0 && mdb_env_set_mapsize(s->env, (size_t)old) != 0) {
+        /* LMDB unmapped the file and could map it at neither size: any transaction
+         * would read through a null map. Refuse them all, and say so. */
+        s->map_lost = true;
+    }
     pthread_rwlock_unlock(&s->map_lock);
     if (rc != 0) {
-        log_error("store: cannot grow the LMDB map from %llu to %llu MiB: %s",
+        log_error("store: cannot grow the LMDB map from %llu to %llu MiB: %s%s",
                   (unsigned long long)(old >> 20), (unsigned long long)(want >> 20),
-                  mdb_strerror(rc));
+                  mdb_strerror(rc), s->map_lost ? "; the store cannot be read or written "
+                  "any more: restart the daemon" : "");
         return GL_EUNAVAILABLE;
     }
     log_info("store: the LMDB map was full at %llu MiB; grown to %llu MiB",
@@ -532,7 +539,7 @@ int store_write_begin(store *s, store_txn **out)
     }
     map_full_seen = false;
     pthread_rwlock_rdlock(&s->map_lock);
-    int rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+    int rc = s->map_lost ? EIO : mdb_txn_begin(s->env, NULL, 0, &t->txn);
     if (rc != 0) {
         pthread_rwlock_unlock(&s->map_lock);
         log_error("store: cannot begin a write transaction: %s", mdb_strerror(rc));
@@ -1845,7 +1852,9 @@ int store_read_begin(store *s, store_reader **out)
         return GL_EINTERNAL;    /* one read at a time on the loop thread */
     }
     pthread_rwlock_rdlock(&s->map_lock);
-    if (r->txn == NULL) {
+    if (s->map_lost) {
+        rc = EIO;
+    } else if (r->txn == NULL) {
         rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
     } else {
         rc = mdb_txn_renew(r->txn);
@@ -1870,7 +1879,7 @@ int store_read_begin_private(store *s, store_reader **out)
     r->is_private = true;
     msgpack_zone_init(&r->zone, 4096);
     pthread_rwlock_rdlock(&s->map_lock);
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    int rc = s->map_lost ? EIO : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
     if (rc != 0) {
         pthread_rwlock_unlock(&s->map_lock);
         log_error("store: cannot begin a read transaction: %s", mdb_strerror(rc));
