@@ -289,8 +289,8 @@ int main(int argc, char **argv)
     const char *data = DEFAULT_DATA, *config = NULL, *endpoint = DEFAULT_ENDPOINT;
     const char *worker_endpoint = NULL, *router = NULL, *escalator = NULL;
     const char *tap_endpoint = DEFAULT_TAP, *keys_path = NULL, *server_key_path = NULL;
-    unsigned long long map_mib = 65536, map_max_mib = 1048576, max_batch = 4096, routers = 1, escalators = 1;
-    unsigned long long task_timeout = 2000;
+    unsigned long long map_mib = 65536, map_max_mib = 1048576, max_batch = 4096;
+    unsigned long long routers = 1, escalators = 1, task_timeout = 2000;
     bool check_only = false;
     const char *backup_dest = NULL;
     int level = LOG_INFO;
