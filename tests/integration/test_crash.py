@@ -11,7 +11,8 @@ with replayed: true, never a second case. Three kill/restart cycles."""
 import random
 import time
 
-from gridline_harness import CrashLedger, crash_body, fetch_catalog, flood_and_kill, same_fields
+from gridline_harness import (CrashLedger, Daemon, crash_body, fetch_catalog, flood_and_kill,
+                              running, same_fields)
 
 CLIENTS = 4
 WINDOW = 32
@@ -48,6 +49,30 @@ def test_kill9_mid_flood_loses_nothing(daemon):
     ledger.check_all(c)
     print("\n".join(report))
     # the fixture ends with SIGTERM and asserts exit code 0
+
+
+def test_kill9_while_the_map_grows_loses_nothing():
+    """A map of 1 MiB grows several times in each flood (the writer remaps between
+    batches); kill -9 lands wherever it lands, and every acknowledged case is there after
+    a restart with the same small --map-size."""
+    d = Daemon(extra_args=("--routers", "0", "--escalators", "0", "--map-size", "1"))
+    with running(d):
+        c = d.client(timeout=20)
+        cat = fetch_catalog(c)
+        ledger = CrashLedger()
+        rng = random.Random(11)
+        for cycle in range(2):
+            sent, acked, errors, retry = flood_and_kill(
+                d, lambda k, n, cycle=cycle: crash_body(cat, cycle, k, n),
+                FLOOD_SECONDS + rng.uniform(-0.2, 0.2), clients=CLIENTS, window=WINDOW)
+            assert not errors, f"cycle {cycle}: error replies: {errors[:5]}"
+            assert len(acked) > 100, d.stderr_tail()
+            d.start()
+            c = d.client(timeout=30)
+            ledger.check_cycle(c, cycle, sent, acked, rng)
+            c.close()
+        assert "grown to" in d.stderr_text(), d.stderr_tail()
+        ledger.check_all(d.client(timeout=30))
 
 
 def test_kill9_right_after_ack(daemon):
