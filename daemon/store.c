@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,7 +65,8 @@ struct store {
     pthread_rwlock_t map_lock;
     bool             map_lock_ready;
     bool             map_lost;   /* a grow failed to map the file again: no more txns */
-    uint64_t         map_max;
+    bool             map_max_told;
+    uint64_t         map_size, map_max;   /* map_size: store_grow's (the writer's) */
     /* index: keys that carry their own order (deadlines, created time, duplicate
      * candidates). post: the posting lists of the list filters, a tag and value each
      * with its cases' ids as sorted 8-byte duplicates (since schema 3). */
@@ -263,6 +265,9 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
         goto fail;
     }
     store_reader_check(s);
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);   /* the file may be larger than map_size asked */
+    s->map_size = info.me_mapsize;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
         snprintf(err, errlen, "cannot open the store in %s: %s", dir, mdb_strerror(rc));
         goto fail;
@@ -352,30 +357,45 @@ bool store_write_map_full(void)
 
 int store_grow(store *s)
 {
-    MDB_envinfo info;
-    int rc;
-    pthread_rwlock_wrlock(&s->map_lock);
-    mdb_env_info(s->env, &info);
-    uint64_t old = info.me_mapsize, want = old * 2 > s->map_max ? s->map_max : old * 2;
+    uint64_t old = s->map_size, want = old * 2 > s->map_max ? s->map_max : old * 2;
     if (want <= old) {
-        pthread_rwlock_unlock(&s->map_lock);
-        log_error("store: the LMDB map is full at its limit of %llu MiB (--map-max): "
-                  "writes are refused until it is raised", (unsigned long long)(old >> 20));
+        /* Checked before the lock: at the limit, each refused batch must not wait for
+         * every read to end (and hold up the loop's) only to learn it. */
+        if (!s->map_max_told) {
+            s->map_max_told = true;
+            log_error("store: the LMDB map is full at %llu MiB and --map-max is %llu MiB: "
+                      "writes are refused until the daemon is restarted with a higher "
+                      "--map-max", (unsigned long long)(old >> 20),
+                      (unsigned long long)(s->map_max >> 20));
+        }
         return GL_EUNAVAILABLE;
     }
+    /* LMDB unmaps the file before it maps it at the new size, and if that fails it has
+     * no map at all (and a second call does not map it again). So the address space is
+     * tried first, and given back just before LMDB takes it. */
+    void *room = mmap(NULL, (size_t)want, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+    if (room == MAP_FAILED) {
+        log_error("store: cannot grow the LMDB map from %llu to %llu MiB: no room in the "
+                  "address space (%s); writes are refused", (unsigned long long)(old >> 20),
+                  (unsigned long long)(want >> 20), strerror(errno));
+        return GL_EUNAVAILABLE;
+    }
+    munmap(room, (size_t)want);
+    pthread_rwlock_wrlock(&s->map_lock);
     /* No transaction of this process is open (the lock), so LMDB may remap. */
-    rc = mdb_env_set_mapsize(s->env, (size_t)want);
-    if (rc != 0 && mdb_env_set_mapsize(s->env, (size_t)old) != 0) {
-        /* LMDB unmapped the file and could map it at neither size: any transaction
-         * would read through a null map. Refuse them all, and say so. */
-        s->map_lost = true;
+    int rc = mdb_env_set_mapsize(s->env, (size_t)want);
+    if (rc != 0) {
+        s->map_lost = true;   /* any transaction would read through a null map */
+    } else {
+        s->map_size = want;
     }
     pthread_rwlock_unlock(&s->map_lock);
     if (rc != 0) {
-        log_error("store: cannot grow the LMDB map from %llu to %llu MiB: %s%s",
+        log_error("store: cannot grow the LMDB map from %llu to %llu MiB: %s; the store "
+                  "cannot be read or written any more: restart the daemon",
                   (unsigned long long)(old >> 20), (unsigned long long)(want >> 20),
-                  mdb_strerror(rc), s->map_lost ? "; the store cannot be read or written "
-                  "any more: restart the daemon" : "");
+                  mdb_strerror(rc));
         return GL_EUNAVAILABLE;
     }
     log_info("store: the LMDB map was full at %llu MiB; grown to %llu MiB",
@@ -442,14 +462,15 @@ int store_backup(const char *dir, const char *dest, store_backup_info *info, cha
                  strerror(errno));
         return -1;
     }
-    if (mkdir(dest, 0750) != 0 && errno != EEXIST) {
+    bool made = mkdir(dest, 0750) == 0;
+    if (!made && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", dest, strerror(errno));
         return -1;
     }
     DIR *d = opendir(dest);
     if (d == NULL) {
         snprintf(err, errlen, "cannot open %s: %s", dest, strerror(errno));
-        return -1;
+        goto done;
     }
     struct dirent *e;
     bool empty = true;
@@ -460,15 +481,15 @@ int store_backup(const char *dir, const char *dest, store_backup_info *info, cha
     if (realpath(dir, real_dir) != NULL && realpath(dest, real_dest) != NULL
         && strcmp(real_dir, real_dest) == 0) {
         snprintf(err, errlen, "%s is the store itself: back up into another folder", dest);
-        return -1;
+        goto done;
     }
     if (!empty) {
         snprintf(err, errlen, "%s is not empty: back up into a new or empty folder (nothing "
                  "was written)", dest);
-        return -1;
+        goto done;
     }
     if (backup_read(dir, 0, &env, info, err, errlen) != 0) {
-        return -1;
+        goto done;
     }
     /* One read transaction: the copy is the store as of one commit, while the daemon
      * goes on writing; compacted, so free pages are left out. Then made durable, the
@@ -499,6 +520,20 @@ int store_backup(const char *dir, const char *dest, store_backup_info *info, cha
         snprintf(err, errlen, "cannot sync %s: %s", dest, strerror(errno));
         goto done;
     }
+    if (made) {
+        /* The new folder's own name, in its parent. */
+        snprintf(real_dest, sizeof real_dest, "%s/..", dest);
+        int pfd = open(real_dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        bool synced = pfd >= 0 && fsync(pfd) == 0;
+        if (pfd >= 0) {
+            close(pfd);
+        }
+        if (!synced) {
+            snprintf(err, errlen, "cannot sync the folder holding %s: %s", dest,
+                     strerror(errno));
+            goto done;
+        }
+    }
     /* The copy must read back as a store: what it holds is what is reported. */
     mdb_env_close(env);
     env = NULL;
@@ -518,6 +553,9 @@ done:
     }
     if (rc != 0 && fd >= 0) {
         unlink(path);   /* no half copy that could pass for a backup */
+    }
+    if (rc != 0 && made) {
+        rmdir(dest);
     }
     return rc;
 }

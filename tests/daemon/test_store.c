@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -442,6 +443,58 @@ static void test_reader_check_clears_the_slot_of_a_dead_reader(void **state)
     assert_int_equal(waitpid(pid, NULL, 0), pid);
     assert_int_equal(store_reader_check(f->s), 1);
     assert_int_equal(store_reader_check(f->s), 0);
+}
+
+/* A map that cannot grow, for want of address space, stays as it was: store_grow says
+ * so, and the store still reads and writes in its old map (LMDB alone would have
+ * unmapped it first). In a child, under an address-space limit a 1 GiB map cannot fit.
+ * Not under ASan, whose shadow memory needs no such limit. */
+static void test_a_grow_with_no_address_space_keeps_the_old_map(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    skip();
+#endif
+    (void)state;
+    char *dir = fixture_tmpdir();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[256];
+        store_options o = { 512ULL << 20, "GL", 0, 4ULL << 30 };
+        store *s = store_new(dir, &o, err, sizeof err);
+        long pages = 0;
+        FILE *statm = fopen("/proc/self/statm", "r");
+        if (s == NULL || statm == NULL || fscanf(statm, "%ld", &pages) != 1) {
+            _exit(2);
+        }
+        fclose(statm);
+        struct rlimit lim = { (rlim_t)pages * 4096 + (256ULL << 20),
+                              (rlim_t)pages * 4096 + (256ULL << 20) };
+        if (setrlimit(RLIMIT_AS, &lim) != 0 || store_grow(s) != GL_EUNAVAILABLE) {
+            _exit(3);
+        }
+        request_create r = fixture_request("k1", "D01", "sanitation", "13800000000");
+        store_txn *t = NULL;
+        store_created out;
+        gl_error e;
+        store_reader *rd = NULL;
+        gl_str raw;
+        if (store_write_begin(s, &t) != 0
+            || store_case_create(t, gl_str_c("dev"), &r, T0, &out, &e) != 0
+            || store_write_commit(&t) != 0 || store_read_begin(s, &rd) != 0
+            || store_read_case(rd, 1, &raw) != 0) {
+            _exit(4);
+        }
+        store_read_end(&rd);
+        free(out.data);
+        store_destroy(&s);
+        _exit(0);
+    }
+    int status = -1;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    fixture_rmdir(dir);
 }
 
 /* Opens the store's environment with LMDB itself and begins a transaction (flags 0 or
@@ -981,6 +1034,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_cases_and_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_check_clears_the_slot_of_a_dead_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_schema_version_is_refused_at_open, setup, teardown),
+        cmocka_unit_test(test_a_grow_with_no_address_space_keeps_the_old_map),
         cmocka_unit_test_setup_teardown(test_dispatch_moves_the_case_and_sets_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decision_for_a_case_that_moved_on_is_discarded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decision_naming_no_unit_is_refused, setup, teardown),
