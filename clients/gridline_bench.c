@@ -79,7 +79,7 @@ static const char usage_text[] =
     "                       (spread over the run) and report how long each took from\n"
     "                       created to dispatched, by the daemon's clock (default 500;\n"
     "                       0: skip). Cases not dispatched within 10 s count as\n"
-"                       undispatched\n"
+    "                       undispatched\n"
     "  -u, --random-ids     request_ids in random order, as UUIDv4s come (default: each\n"
     "                       connection's in sequence, as a counter or a time-ordered\n"
     "                       UUIDv7 gives). The store's idempotency index then takes a\n"

@@ -86,8 +86,9 @@ static void usage(FILE *out)
         "                        another (default 2000)\n"
         "  --map-size MIB        LMDB map size in MiB at start (default 65536; the file\n"
         "                        grows as used, and the map doubles when it is full)\n"
-        "  --map-max MIB         the most the map may grow to (default 1048576, 1 TiB;\n"
-        "                        then writes are refused with `unavailable`)\n"
+        "  --map-max MIB         the most the map may grow to (default 1048576, 1 TiB, or\n"
+        "                        --map-size if larger; then writes are refused with\n"
+        "                        `unavailable`)\n"
         "  --max-batch N         writes per transaction, for group commit (default 4096)\n"
         "  --log-level LEVEL     debug, info, warn or error (default info)\n"
         "  --check-config        read the configuration, print a summary and exit\n"
@@ -291,7 +292,7 @@ int main(int argc, char **argv)
     const char *tap_endpoint = DEFAULT_TAP, *keys_path = NULL, *server_key_path = NULL;
     unsigned long long map_mib = 65536, map_max_mib = 1048576, max_batch = 4096;
     unsigned long long routers = 1, escalators = 1, task_timeout = 2000;
-    bool check_only = false;
+    bool check_only = false, map_max_given = false;
     const char *backup_dest = NULL;
     int level = LOG_INFO;
     static const struct option opts[] = {
@@ -330,6 +331,7 @@ int main(int argc, char **argv)
         case 'm':
         case 'M':
             /* 64 TiB: LMDB's map lives in the 128 TiB of a process's address space. */
+            map_max_given = map_max_given || ch == 'M';
             if (parse_size(optarg, ch == 'm' ? &map_mib : &map_max_mib) != 0
                 || (ch == 'm' ? map_mib : map_max_mib) > MAP_MIB_MAX) {
                 fprintf(stderr, "gridlined: %s takes 1 to %llu MiB, not \"%s\"\n",
@@ -387,6 +389,9 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "gridlined: unexpected argument \"%s\" (see --help)\n", argv[optind]);
         return 2;
+    }
+    if (!map_max_given && map_max_mib < map_mib) {
+        map_max_mib = map_mib;   /* a start above the default limit is the limit */
     }
     if (map_max_mib < map_mib) {
         fprintf(stderr, "gridlined: --map-max (%llu MiB) is below --map-size (%llu MiB): "

@@ -181,15 +181,15 @@ static void write_done(writer_op *op, int status)
     write_op *w = (write_op *)op;
     server *s = w->srv;
     w->to.who->in_flight--;
-    if (status != 0 && w->rc == 0) {
-        /* The batch did not commit: nothing of this request was written. */
+    if (status != 0 && w->rc != status) {
+        /* Nothing of the batch was written, whatever this request's own outcome in it was
+         * (a replay or a refusal can rest on an earlier request of the same batch): the
+         * one true answer is to retry. */
+        gl_error_clear(&w->err);
         gl_error_set(&w->err, status, NULL, "the store could not commit (%s); nothing was "
                      "stored: retry%s", gl_error_name(status),
                      w->is_create ? " with the same request_id" : "");
         w->rc = status;
-    } else if (status != 0 && w->err.code == 0) {
-        gl_error_set(&w->err, status, NULL, "the store could not commit (%s); nothing was "
-                     "stored: retry", gl_error_name(status));
     }
     if (w->rc != 0) {
         reply_error(s, &w->to, &w->err);

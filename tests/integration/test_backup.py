@@ -30,7 +30,8 @@ def test_a_backup_under_load_is_a_store_that_serves_what_was_acknowledged():
     dest_dir = tempfile.mkdtemp(prefix="gridline-backup-")
     dest = os.path.join(dest_dir, "data")
     try:
-        with running_daemon(["--routers", "1"]) as d:
+        # a small map that grows during the flood: the copy may meet MDB_MAP_RESIZED
+        with running_daemon(["--routers", "1", "--map-size", "1"]) as d:
             c = d.client()
             cat = fetch_catalog(c)
             before = {}
@@ -111,7 +112,15 @@ def test_a_bad_destination_is_refused_and_nothing_is_written(daemon):
 
         r = backup(os.path.join(work, "no-such-store"), os.path.join(work, "b"))
         assert r.returncode == 1 and "no store in" in r.stderr and "--data" in r.stderr, r
-        assert not os.path.exists(os.path.join(work, "b", "data.mdb"))
+        assert not os.path.exists(os.path.join(work, "b"))
+
+        junk = os.path.join(work, "junk")
+        os.mkdir(junk)
+        with open(os.path.join(junk, "data.mdb"), "wb") as f:
+            f.write(b"not an LMDB file" * 512)
+        r = backup(junk, os.path.join(work, "fresh"))
+        assert r.returncode == 1 and "cannot read the store in" in r.stderr, r
+        assert not os.path.exists(os.path.join(work, "fresh"))   # the folder it made goes
 
         ok = os.path.join(work, "ok")
         r = backup(daemon.data, ok)
