@@ -84,10 +84,11 @@ typedef struct {
 /* Hot backup: copies the store in dir into dest (created, or an empty folder) as of one
  * commit, compacted (mdb_env_copyfd2, MDB_CP_COMPACT), while a daemon may go on writing
  * it: the copy is one read transaction. Not from a process that has the store open
- * (LMDB allows one environment per file in a process): gridlined --backup is another. The copy is synced, then
- * opened again to fill *info. To restore, stop the daemon and give it dest as --data.
- * Returns 0, or -1 with a message in err (no store in dir, dest not empty, dest is dir,
- * a write error: then no data.mdb is left in dest). */
+ * (LMDB allows one environment per file in a process): gridlined --backup is another
+ * process. The copy is synced, then opened again to fill *info. To restore, stop the
+ * daemon and give it dest as --data. Returns 0, or -1 with a message in err (no store in
+ * dir, dest not empty, dest is dir, a write error); on failure no data.mdb is left in
+ * dest, nor dest itself if it was made here. */
 int store_backup(const char *dir, const char *dest, store_backup_info *info, char *err,
                  size_t errlen);
 
