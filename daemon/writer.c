@@ -131,7 +131,7 @@ static void *writer_main(void *arg)
             log_error("writer: a batch of %zu operation(s) failed (%s); none of it was written%s",
                       n, gl_error_name(status), status != GL_EUNAVAILABLE ? ""
                       : store_write_map_full() ? ": the LMDB map is full and did not grow "
-                        "(the line before says why)"
+                        "enough (the lines before say why)"
                       : ": the disk is full or failed a write (or the batch is more than "
                         "one LMDB transaction holds: lower --max-batch)");
         }
