@@ -98,32 +98,55 @@ static void run_until(uv_loop_t *loop, int n)
     }
 }
 
+/* Submits ops[0] alone (the gate), then the rest behind it, so that they make one
+ * batch; runs the loop until every op is done; fills *st and checks nothing is left
+ * pending. The writer is destroyed twice (safe twice) and its loop closed. */
+static void run_gated(store *s, test_op *ops, int n, writer_stats *st)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    writer *w = writer_new(&loop, s, 4096);
+    done_count = 0;
+    submit_gate(w, &ops[0]);
+    for (int i = 1; i < n; i++) {
+        assert_int_equal(writer_submit(w, &ops[i].op), 0);
+    }
+    open_gate();
+    run_until(&loop, n);
+    writer_get_stats(w, st);
+    assert_int_equal(writer_pending(w), 0);
+    writer_destroy(&w);
+    writer_destroy(&w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A store at dir with a map of map_mib that may grow to max_mib (0: the default), and n
+ * fresh ops for it. */
+static store *open_with_ops(const char *dir, uint64_t map_mib, uint64_t max_mib,
+                            test_op **ops, int n)
+{
+    char err[256];
+    store_options o = { map_mib << 20, "GL", 0, max_mib << 20 };
+    store *s = store_new(dir, &o, err, sizeof err);
+    assert_non_null(s);
+    *ops = calloc((size_t)n, sizeof **ops);
+    assert_non_null(*ops);
+    for (int i = 0; i < n; i++) {
+        init_op(&(*ops)[i], i);
+    }
+    return s;
+}
+
 static void test_many_writes_commit_in_few_batches(void **state)
 {
     enum { N = 2000 };
     char *dir = fixture_tmpdir();
-    char err[256];
-    store_options o = { 64ULL << 20, "GL", 0, 0 };
-    store *s = store_new(dir, &o, err, sizeof err);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    writer *w = writer_new(&loop, s, 4096);
-    test_op *ops = calloc(N, sizeof *ops);
-    done_count = 0;
-    gate_open = false;
-
-    for (int i = 0; i < N; i++) {
-        init_op(&ops[i], i);
-    }
-    submit_gate(w, &ops[0]);
-    for (int i = 1; i < N; i++) {
-        assert_int_equal(writer_submit(w, &ops[i].op), 0);
-    }
-    open_gate();
-    run_until(&loop, N);
-
+    test_op *ops;
+    store *s = open_with_ops(dir, 64, 0, &ops, N);
     writer_stats st;
-    writer_get_stats(w, &st);
+    run_gated(s, ops, N, &st);
+
     assert_int_equal(st.ops, N);
     assert_true(st.batches <= 2);        /* the gate's batch, then everything else */
     assert_true(st.largest >= N - 1);
@@ -131,13 +154,7 @@ static void test_many_writes_commit_in_few_batches(void **state)
         assert_true(ops[i].done);
         assert_int_equal(ops[i].status, 0);
     }
-    assert_int_equal(writer_pending(w), 0);
     assert_int_equal(store_case_count(s), N);
-
-    writer_destroy(&w);
-    writer_destroy(&w);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
     store_destroy(&s);
     free(ops);
     fixture_rmdir(dir);
@@ -147,39 +164,18 @@ static void test_a_broken_batch_fails_whole_and_writes_nothing(void **state)
 {
     enum { N = 10 };
     char *dir = fixture_tmpdir();
-    char err[256];
-    store_options o = { 64ULL << 20, "GL", 0, 0 };
-    store *s = store_new(dir, &o, err, sizeof err);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    writer *w = writer_new(&loop, s, 4096);
-    test_op *ops = calloc(N, sizeof *ops);
-    done_count = 0;
-    gate_open = false;
-
-    for (int i = 0; i < N; i++) {
-        init_op(&ops[i], i);
-    }
+    test_op *ops;
+    store *s = open_with_ops(dir, 64, 0, &ops, N);
     ops[5].fail_with = GL_EUNAVAILABLE; /* batch 2: ops 1..9, broken by op 5 */
-    submit_gate(w, &ops[0]);            /* batch 1: the gate alone */
-    for (int i = 1; i < N; i++) {
-        assert_int_equal(writer_submit(w, &ops[i].op), 0);
-    }
-    open_gate();
-    run_until(&loop, N);
+    writer_stats st;
+    run_gated(s, ops, N, &st);          /* batch 1: the gate alone */
 
     assert_int_equal(ops[0].status, 0);
     for (int i = 1; i < N; i++) {
         assert_int_equal(ops[i].status, GL_EUNAVAILABLE);
     }
     assert_int_equal(store_case_count(s), 1);
-    writer_stats st;
-    writer_get_stats(w, &st);
     assert_int_equal(st.failed, 1);
-
-    writer_destroy(&w);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
     store_destroy(&s);
     free(ops);
     fixture_rmdir(dir);
@@ -197,24 +193,10 @@ static long file_size(const char *dir)
  * max_mib; returns how many committed. */
 static int fill_small_map(const char *dir, uint64_t max_mib, int n)
 {
-    char err[256];
-    store_options o = { 1ULL << 20, "GL", 0, max_mib << 20 };
-    store *s = store_new(dir, &o, err, sizeof err);
-    assert_non_null(s);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    writer *w = writer_new(&loop, s, 4096);
-    test_op *ops = calloc((size_t)n, sizeof *ops);
-    done_count = 0;
-    for (int i = 0; i < n; i++) {
-        init_op(&ops[i], i);
-    }
-    submit_gate(w, &ops[0]);
-    for (int i = 1; i < n; i++) {
-        assert_int_equal(writer_submit(w, &ops[i].op), 0);
-    }
-    open_gate();
-    run_until(&loop, n);
+    test_op *ops;
+    store *s = open_with_ops(dir, 1, max_mib, &ops, n);
+    writer_stats st;
+    run_gated(s, ops, n, &st);
     int ok = 0;
     for (int i = 0; i < n; i++) {
         ok += ops[i].status == 0;
@@ -222,9 +204,6 @@ static int fill_small_map(const char *dir, uint64_t max_mib, int n)
         assert_int_equal(ops[i].status, i == 0 ? 0 : ops[1].status);
     }
     assert_int_equal(store_case_count(s), ok);
-    writer_destroy(&w);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
     store_destroy(&s);
     free(ops);
     return ok;
