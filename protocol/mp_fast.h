@@ -243,28 +243,29 @@ static inline gl_str mp_in_str(mp_in *in)
     return s != NULL ? gl_str_of((const char *)s, n) : GL_STR_NULL;
 }
 
-/* An array's element count. */
-static inline uint32_t mp_in_array(mp_in *in)
+/* A container's count: fix is its fix-format's high nibble (0x90 array, 0x80 map),
+ * c16 its 16-bit type byte (0xdc, 0xde); the 32-bit one follows it. */
+static inline uint32_t mp_in_count(mp_in *in, unsigned fix, unsigned c16)
 {
     const unsigned char *t = mp_in_take(in, 1);
     if (t == NULL) return 0;
-    if ((*t & 0xf0) == 0x90) return *t & 0x0f;
-    if (*t == 0xdc) return (uint32_t)mp_in_be(in, 2);
-    if (*t == 0xdd) return (uint32_t)mp_in_be(in, 4);
+    if ((*t & 0xf0) == fix) return *t & 0x0f;
+    if (*t == c16) return (uint32_t)mp_in_be(in, 2);
+    if (*t == c16 + 1) return (uint32_t)mp_in_be(in, 4);
     in->bad = true;
     return 0;
+}
+
+/* An array's element count. */
+static inline uint32_t mp_in_array(mp_in *in)
+{
+    return mp_in_count(in, 0x90, 0xdc);
 }
 
 /* A map's pair count. */
 static inline uint32_t mp_in_map(mp_in *in)
 {
-    const unsigned char *t = mp_in_take(in, 1);
-    if (t == NULL) return 0;
-    if ((*t & 0xf0) == 0x80) return *t & 0x0f;
-    if (*t == 0xde) return (uint32_t)mp_in_be(in, 2);
-    if (*t == 0xdf) return (uint32_t)mp_in_be(in, 4);
-    in->bad = true;
-    return 0;
+    return mp_in_count(in, 0x80, 0xde);
 }
 
 /* What the next object is, without taking it (false at the end or once bad). */
