@@ -736,17 +736,37 @@ int gl_client_mmi(gl_client *c, const char *service_name, int timeout_ms)
     }
 }
 
-int gl_client_request_id(char *out, size_t cap)
+int gl_client_request_id_format(char *out, size_t cap, uint64_t unix_ms, uint16_t rand_a,
+                                uint64_t rand_b)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char     raw[GL_CLIENT_REQUEST_ID_LEN / 2];
-    size_t            got = 0;
+    uint64_t          hi, lo;
 
     if (out == NULL || cap < GL_CLIENT_REQUEST_ID_LEN + 1) {
         if (out != NULL && cap > 0) {
             out[0] = '\0';
         }
         return -1;
+    }
+    hi = (unix_ms & 0xffffffffffffULL) << 16 | 0x7000u | (rand_a & 0xfffu);
+    lo = 0x8000000000000000ULL | (rand_b & 0x3fffffffffffffffULL);
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(hi >> (60 - 4 * i)) & 0xf];
+        out[16 + i] = hex[(lo >> (60 - 4 * i)) & 0xf];
+    }
+    out[GL_CLIENT_REQUEST_ID_LEN] = '\0';
+    return 0;
+}
+
+int gl_client_request_id(char *out, size_t cap)
+{
+    unsigned char   raw[10];
+    size_t          got = 0;
+    struct timespec now;
+    uint64_t        rand_b = 0;
+
+    if (out == NULL || cap < GL_CLIENT_REQUEST_ID_LEN + 1) {
+        return gl_client_request_id_format(out, cap, 0, 0, 0);
     }
     while (got < sizeof(raw)) {
         ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
@@ -760,12 +780,14 @@ int gl_client_request_id(char *out, size_t cap)
         }
         got += (size_t)n;
     }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 0xf];
+    for (size_t i = 2; i < sizeof(raw); i++) {
+        rand_b = rand_b << 8 | raw[i];
     }
-    out[GL_CLIENT_REQUEST_ID_LEN] = '\0';
-    return 0;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return gl_client_request_id_format(out, cap,
+                                       (uint64_t)now.tv_sec * 1000
+                                           + (uint64_t)now.tv_nsec / 1000000,
+                                       (uint16_t)(raw[0] << 8 | raw[1]), rand_b);
 }
 
 int gl_client_call_retry(gl_client *c, const char *service, const void *body, size_t len,

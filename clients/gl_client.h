@@ -140,9 +140,19 @@ int gl_client_recv(gl_client *c, int timeout_ms, uint64_t *rid, char **reply,
  * failure. Replies to other requests arriving meanwhile are dropped. */
 int gl_client_mmi(gl_client *c, const char *service_name, int timeout_ms);
 
-/* Writes GL_CLIENT_REQUEST_ID_LEN lowercase hex digits from getrandom() and a NUL into
- * out, a fresh case.create request_id. Returns 0, or -1 when cap is too small or the
- * kernel gives no random bytes (out is then ""). */
+/* Writes a fresh case.create request_id into out: GL_CLIENT_REQUEST_ID_LEN lowercase hex
+ * digits and a NUL, the 128 bits of a UUIDv7 (RFC 9562) without dashes: the Unix time in
+ * milliseconds, then 74 bits from getrandom(). Ids made later sort after, from any client,
+ * which is the order the daemon's idempotency index stores cheaply (protocol/README.md).
+ * Returns 0, or -1 when cap is too small or the kernel gives no random bytes (out is
+ * then ""). */
 int gl_client_request_id(char *out, size_t cap);
+
+/* The layout of gl_client_request_id, for callers with their own unique bits (a load
+ * generator that must not spend a system call on each id): unix_ms's low 48 bits, the
+ * version 7, 12 bits of rand_a, the variant 0b10 and 62 bits of rand_b. Returns 0, or -1
+ * when cap is too small (out is then "", if cap > 0). */
+int gl_client_request_id_format(char *out, size_t cap, uint64_t unix_ms, uint16_t rand_a,
+                                uint64_t rand_b);
 
 #endif

@@ -52,7 +52,8 @@ enum {
 
 static const char usage_text[] =
     "usage: gridline-bench [--endpoint EP] [--clients N] [--inflight W] [--seconds S]\n"
-    "                      [--rate R] [--mix-reads PCT] [--timeout MS] [--random-ids]\n"
+    "                      [--rate R] [--mix-reads PCT] [--timeout MS]\n"
+    "                      [--ids uuid7|counter|random]\n"
     "\n"
     "Offers gridlined a load of case.create requests and reports the acknowledged rate,\n"
     "the errors by code and the latency (p50, p99, max).\n"
@@ -80,10 +81,14 @@ static const char usage_text[] =
     "                       created to dispatched, by the daemon's clock (default 500;\n"
     "                       0: skip). Cases not dispatched within 10 s count as\n"
     "                       undispatched\n"
-    "  -u, --random-ids     request_ids in random order, as UUIDv4s come (default: each\n"
-    "                       connection's in sequence, as a counter or a time-ordered\n"
-    "                       UUIDv7 gives). The store's idempotency index then takes a\n"
-    "                       page of its own for almost every create\n"
+    "  -i, --ids KIND       how request_ids are made: uuid7 (default) as libgridline's\n"
+    "                       gl_client_request_id makes them, time first, so every\n"
+    "                       client's new ids sort after the ones before; counter: each\n"
+    "                       connection its own prefix and counter, so eight clients add\n"
+    "                       keys at eight places of the daemon's idempotency index;\n"
+    "                       random: in random order, as UUIDv4s come, a place of their\n"
+    "                       own for almost every create\n"
+    "  -u, --random-ids     the same as --ids random\n"
     "  -h, --help           show this help\n"
     "\n"
     "The last line is for scripts:\n"
@@ -97,6 +102,8 @@ static const char usage_text[] =
  * reach a global. */
 static volatile sig_atomic_t stop_requested;
 
+typedef enum { IDS_UUID7, IDS_COUNTER, IDS_RANDOM } bench_ids;
+
 typedef struct {
     const char *endpoint;
     int         clients;
@@ -107,7 +114,8 @@ typedef struct {
     int         mix_reads;
     int         timeout_ms;
     int         dispatch_sample;
-    bool        random_ids;
+    bench_ids   ids;
+    uint16_t    run_bits;      /* 12 bits of run_id, in every uuid7 id of the run */
     /* From the catalogue. */
     char       *category, *district, *street, *community, *grid;
     char        run_id[GL_CLIENT_REQUEST_ID_LEN + 1];
@@ -298,7 +306,15 @@ static int pack_create(msgpack_packer *pk, const bench_config *cfg, int thread, 
     char     request_id[128];
     uint32_t nloc = 1 + (cfg->street != NULL) + (cfg->community != NULL) + (cfg->grid != NULL);
 
-    if (cfg->random_ids) {
+    if (cfg->ids == IDS_UUID7) {
+        /* The connection and its counter in rand_b keep every id of the run distinct. */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        gl_client_request_id_format(request_id, sizeof(request_id),
+                                    (uint64_t)now.tv_sec * 1000
+                                        + (uint64_t)now.tv_nsec / 1000000,
+                                    cfg->run_bits, (uint64_t)thread << 40 | n);
+    } else if (cfg->ids == IDS_RANDOM) {
         /* splitmix64's finaliser is a bijection: distinct (thread, n), distinct ids. */
         uint64_t h = ((uint64_t)thread << 48 | n) + 0x9e3779b97f4a7c15ULL;
         h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -930,6 +946,7 @@ int main(int argc, char **argv)
         { "mix-reads", required_argument, NULL, 'm' },
         { "timeout", required_argument, NULL, 't' },
         { "dispatch-sample", required_argument, NULL, 'd' },
+        { "ids", required_argument, NULL, 'i' },
         { "random-ids", no_argument, NULL, 'u' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -960,7 +977,7 @@ int main(int argc, char **argv)
     int                rc = EXIT_FAILED;
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":e:c:T:w:s:r:m:t:d:uh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":e:c:T:w:s:r:m:t:d:i:uh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'e':
             cfg.endpoint = optarg;
@@ -1006,8 +1023,19 @@ int main(int argc, char **argv)
                 return usage_error("--dispatch-sample wants 0-100000; got '%s'", optarg);
             }
             break;
+        case 'i':
+            if (strcmp(optarg, "uuid7") == 0) {
+                cfg.ids = IDS_UUID7;
+            } else if (strcmp(optarg, "counter") == 0) {
+                cfg.ids = IDS_COUNTER;
+            } else if (strcmp(optarg, "random") == 0) {
+                cfg.ids = IDS_RANDOM;
+            } else {
+                return usage_error("--ids wants uuid7, counter or random; got '%s'", optarg);
+            }
+            break;
         case 'u':
-            cfg.random_ids = true;
+            cfg.ids = IDS_RANDOM;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -1027,6 +1055,7 @@ int main(int argc, char **argv)
     }
     /* 16 hex digits keep request_ids of two runs apart and leave them short. */
     cfg.run_id[16] = '\0';
+    cfg.run_bits = (uint16_t)strtoul(cfg.run_id + 13, NULL, 16);   /* its last 3 digits */
     if (load_catalog(&cfg) != 0) {
         goto done;
     }
@@ -1038,7 +1067,8 @@ int main(int argc, char **argv)
     } else {
         printf("unlimited rate");
     }
-    printf(", %d%% reads\n", cfg.mix_reads);
+    static const char *const id_kinds[] = { "uuid7", "counter", "random" };
+    printf(", %d%% reads, request_ids %s\n", cfg.mix_reads, id_kinds[cfg.ids]);
     printf("body: category %s, place %s%s%s%s%s%s%s\n", cfg.category, cfg.district,
            cfg.street != NULL ? "/" : "", cfg.street != NULL ? cfg.street : "",
            cfg.community != NULL ? "/" : "", cfg.community != NULL ? cfg.community : "",

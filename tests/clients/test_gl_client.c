@@ -1130,6 +1130,58 @@ static void test_request_id_is_32_lowercase_hex_chars_fresh_each_call(void **sta
     }
 }
 
+static uint64_t hex_value(const char *s, size_t n)
+{
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        v = v << 4 | (uint64_t)(s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10);
+    }
+    return v;
+}
+
+static uint64_t unix_ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The daemon keeps request_ids sorted: ids made later must sort after, across clients. */
+static void test_request_id_is_a_uuid7_that_sorts_by_time(void **state)
+{
+    char     a[GL_CLIENT_REQUEST_ID_LEN + 1], b[GL_CLIENT_REQUEST_ID_LEN + 1];
+    uint64_t before = unix_ms_now();
+
+    assert_int_equal(gl_client_request_id(a, sizeof(a)), 0);
+    uint64_t after = unix_ms_now();
+    uint64_t at = hex_value(a, 12);
+    assert_true(at >= before && at <= after);
+    assert_int_equal(a[12], '7');                         /* version */
+    assert_true(a[16] >= '8' && a[16] <= 'b');            /* variant 0b10 */
+    struct timespec two_ms = { 0, 2000000 };
+    nanosleep(&two_ms, NULL);
+    assert_int_equal(gl_client_request_id(b, sizeof(b)), 0);
+    assert_true(strcmp(a, b) < 0);
+}
+
+static void test_request_id_format_lays_out_the_uuid7_bits(void **state)
+{
+    char out[GL_CLIENT_REQUEST_ID_LEN + 1];
+
+    assert_int_equal(gl_client_request_id_format(out, sizeof(out), 0x0123456789abULL, 0xfcde,
+                                                 0xffffffffffffffffULL),
+                     0);
+    /* 48 bits of time, '7', rand_a's low 12 bits, '1 0' then rand_b's low 62 bits */
+    assert_string_equal(out, "0123456789ab7cdebfffffffffffffff");
+    assert_int_equal(gl_client_request_id_format(out, sizeof(out), 0xff0000000000001ULL, 0, 5),
+                     0);
+    assert_string_equal(out, "00000000000170008000000000000005");
+    assert_int_equal(gl_client_request_id_format(out, GL_CLIENT_REQUEST_ID_LEN, 1, 1, 1), -1);
+    assert_string_equal(out, "");
+}
+
 static void test_request_id_refuses_a_small_buffer(void **state)
 {
     char buf[GL_CLIENT_REQUEST_ID_LEN];
@@ -1241,6 +1293,8 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_service_name_is_refused_without_sending, peer_teardown),
         cmocka_unit_test_teardown(test_mmi_tells_served_from_not_served, peer_teardown),
         cmocka_unit_test_teardown(test_request_id_is_32_lowercase_hex_chars_fresh_each_call, peer_teardown),
+        cmocka_unit_test_teardown(test_request_id_is_a_uuid7_that_sorts_by_time, peer_teardown),
+        cmocka_unit_test_teardown(test_request_id_format_lays_out_the_uuid7_bits, peer_teardown),
         cmocka_unit_test_teardown(test_request_id_refuses_a_small_buffer, peer_teardown),
         cmocka_unit_test_teardown(test_destroy_is_safe_twice, peer_teardown),
         cmocka_unit_test_teardown(test_new_refuses_a_bad_endpoint_with_a_message, peer_teardown),

@@ -78,6 +78,51 @@ def test_random_ids_are_unique_and_out_of_order(routed):
     assert 0.3 < ahead / (len(rids) - 1) < 0.7, rids[:10]
 
 
+def test_default_ids_are_uuid7s_that_start_with_the_time_they_were_made(routed):
+    c = routed.client()
+    rows = c.ok("stats.query", {"group_by": "district"})["rows"]
+    before_n = sum(r["received"] for r in rows)
+    rc, f, out = bench(routed, "--clients", "3", "--inflight", "4", "--dispatch-sample", "0")
+    assert rc == 0 and f["errors"] == "0" and int(f["creates"]) > 200, out
+    assert "request_ids uuid7" in out, out
+    cases = c.ok("case.list", {"after": before_n, "limit": 300})["cases"]
+    rids = [x["request_id"] for x in cases]
+    assert all(re.fullmatch(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}", r) for r in rids), \
+        rids[:5]
+    assert len(set(rids)) == len(rids)
+    # made by the bench before the daemon stamped the case (5 s: slow sanitizer builds)
+    for case, rid in zip(cases, rids):
+        made = int(rid[:12], 16)
+        assert case["created_at"] - 5000 <= made <= case["created_at"], (case, rid)
+    # three connections, one run: the same 12 run bits, and ids that differ past them
+    assert len({r[13:16] for r in rids}) == 1
+
+
+def test_counter_ids_are_each_connections_own_sequence(routed):
+    c = routed.client()
+    rows = c.ok("stats.query", {"group_by": "district"})["rows"]
+    before_n = sum(r["received"] for r in rows)
+    rc, f, out = bench(routed, "--clients", "2", "--inflight", "4", "--ids", "counter",
+                       "--dispatch-sample", "0")
+    assert rc == 0 and f["errors"] == "0" and int(f["creates"]) > 200, out
+    rids = [x["request_id"] for x in c.ok("case.list", {"after": before_n, "limit": 200})["cases"]]
+    seqs = {}
+    for r in rids:
+        m = re.fullmatch(r"bench-[0-9a-f]{16}-([01])-([0-9]+)", r)
+        assert m, r
+        seqs.setdefault(m.group(1), []).append(int(m.group(2)))
+    assert sorted(seqs) == ["0", "1"]
+    for conn, ns in seqs.items():
+        assert sorted(ns) == list(range(len(ns))), (conn, ns[:10])
+
+
+def test_a_bad_ids_kind_is_refused_with_exit_2(routed):
+    r = subprocess.run([os.path.join(build_dir(), "gridline-bench"), "--endpoint",
+                        routed.endpoint, "--ids", "uuid4"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "--ids wants uuid7, counter or random" in r.stderr, r
+
+
 def test_no_daemon_exits_1_and_says_why():
     d = Daemon()   # never started: nothing listens on its port
     try:
