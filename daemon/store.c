@@ -70,7 +70,8 @@ struct store {
     /* index: keys that carry their own order (deadlines, created time, duplicate
      * candidates). post: the posting lists of the list filters, a tag and value each
      * with its cases' ids as sorted 8-byte duplicates (since schema 3). */
-    MDB_dbi          meta, cases, codes, events, history, idem, index, post;
+    MDB_dbi          meta, cases, codes, events, history, idem, requests, index, post;
+    bool             idem_legacy;   /* idem holds keys of schemas 1-4: look there too */
     char             code_prefix[16];
     int              utc_offset_min;
     /* Owned by the writer thread; published at commit. */
@@ -191,11 +192,26 @@ static int check_schema(store *s, MDB_txn *txn, const char *dir, char *err, size
     }
     const unsigned char *b = v.mv_data;
     unsigned ver = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
+    if (ver == 4) {
+        /* Schema 5 keys new request_ids in `requests` (request_id first); the keys of
+         * `idem` stay where they are and are still looked up (s->idem_legacy). */
+        unsigned char nver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
+        MDB_val nv = val_of(nver, 4);
+        if (mdb_put(txn, s->meta, &k, &nv, 0) != 0) {
+            snprintf(err, errlen, "data directory %s: cannot upgrade schema 4 to %d (is the "
+                     "disk full?)", dir, STORE_SCHEMA_VERSION);
+            return -1;
+        }
+        log_info("store %s: upgraded schema 4 to %d: request_ids stored before stay in the "
+                 "old index and still replay", dir, STORE_SCHEMA_VERSION);
+        return 0;
+    }
     if (ver >= 1 && ver <= 3) {
         /* Schema 2 added the unit-and-state index, schema 3 moved the list filters'
          * entries into posting lists, schema 4 cut the lists into partitions of ids.
          * Each is rebuilt from the cases, in the opening transaction, so a crash half
-         * way leaves the old schema as it was. */
+         * way leaves the old schema as it was. Schema 5's request index needs nothing
+         * rebuilt (see ver == 4). */
         uint64_t n = 0;
         unsigned char nver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
         MDB_val nv = val_of(nver, 4);
@@ -275,7 +291,8 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
     struct { const char *name; MDB_dbi *dbi; unsigned flags; } dbs[] = {
         { "meta", &s->meta, 0 }, { "cases", &s->cases, 0 }, { "codes", &s->codes, 0 },
         { "events", &s->events, 0 }, { "history", &s->history, 0 }, { "idem", &s->idem, 0 },
-        { "index", &s->index, 0 }, { "post", &s->post, MDB_DUPSORT | MDB_DUPFIXED },
+        { "requests", &s->requests, 0 }, { "index", &s->index, 0 },
+        { "post", &s->post, MDB_DUPSORT | MDB_DUPFIXED },
     };
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE | dbs[i].flags, dbs[i].dbi)) != 0) {
@@ -287,6 +304,12 @@ store *store_new(const char *dir, const store_options *opt, char *err, size_t er
     if (check_schema(s, txn, dir, err, errlen) != 0) {
         goto fail;
     }
+    MDB_stat idem_stat;
+    if ((rc = mdb_stat(txn, s->idem, &idem_stat)) != 0) {
+        snprintf(err, errlen, "cannot read the store in %s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    s->idem_legacy = idem_stat.ms_entries > 0;
     s->next_id = last_key_of(txn, s->cases) + 1;
     s->next_seq = last_key_of(txn, s->events) + 1;
     s->last_created_at = last_created_at_of(txn, s->cases);
@@ -1160,6 +1183,20 @@ static int index_update_case(store_txn *t, const case_record *old, const case_re
     return rc;
 }
 
+/* A `requests` key: request_id, NUL, sender. The request_id leads so that ids which
+ * grow with time (UUIDv7s, counters under a timestamp) from every sender land at the same
+ * end of the tree, a few pages a commit, where sender first would put each sender's at a
+ * place of its own. Unambiguous: a principal's name has no NUL, so the sender is what
+ * follows the last one. */
+static size_t request_key(unsigned char *out, gl_str sender, gl_str request_id)
+{
+    memcpy(out, request_id.p, request_id.n);
+    out[request_id.n] = 0;
+    memcpy(out + request_id.n + 1, sender.p, sender.n);
+    return request_id.n + 1 + sender.n;
+}
+
+/* An `idem` key, as schemas 1-4 wrote them: sender, NUL, request_id. */
 static size_t idem_key(unsigned char *out, gl_str sender, gl_str request_id)
 {
     memcpy(out, sender.p, sender.n);
@@ -1284,8 +1321,13 @@ static int case_create(store_txn *t, gl_str sender, const request_create *r, int
     if (sender.n > 255) {
         return gl_error_set(err, GL_EINTERNAL, NULL, "sender name too long");
     }
-    MDB_val ik = val_of(ikey, idem_key(ikey, sender, r->request_id)), iv;
-    rc = mdb_get(t->txn, s->idem, &ik, &iv);
+    MDB_val ik = val_of(ikey, request_key(ikey, sender, r->request_id)), iv;
+    rc = mdb_get(t->txn, s->requests, &ik, &iv);
+    if (rc == MDB_NOTFOUND && s->idem_legacy) {
+        unsigned char lkey[256 + REQUEST_MAX_ID];
+        MDB_val lk = val_of(lkey, idem_key(lkey, sender, r->request_id));
+        rc = mdb_get(t->txn, s->idem, &lk, &iv);
+    }
     if (rc == 0) {
         return replay(t, &iv, fingerprint, r->request_id, out, err);
     }
@@ -1366,7 +1408,7 @@ static int case_create(store_txn *t, gl_str sender, const request_create *r, int
     mp_put_be64(idv, c.id);
     mp_put_be64(idv + 8, fingerprint);
     MDB_val iv2 = val_of(idv, 16);
-    if ((rc = mdb_put(t->txn, s->idem, &ik, &iv2, 0)) != 0) {
+    if ((rc = mdb_put(t->txn, s->requests, &ik, &iv2, 0)) != 0) {
         return gl_error_set(err, lmdb_code(rc), NULL, "store: %s", mdb_strerror(rc));
     }
     t->next_id++;

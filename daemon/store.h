@@ -8,7 +8,10 @@
  *   codes   code -> id
  *   events  seq (8 bytes big-endian) -> the event's map (case_event); dense from 1
  *   history id + seq -> "" (a case's events in order)
- *   idem    sender NUL request_id -> id + request fingerprint
+ *   requests request_id NUL sender -> id + request fingerprint (schema 5: time-ordered
+ *           request_ids from every sender append at one end)
+ *   idem    sender NUL request_id -> the same, as schemas 1-4 wrote it; read, never
+ *           written, so a request_id acknowledged before the upgrade still replays
  *   post    tag, value, NUL, partition (id >> 16, 4 bytes) -> the ids holding that
  *           value as sorted 8-byte duplicates (MDB_DUPSORT|MDB_DUPFIXED): the equality
  *           filters of case.list. Changes are queued by the transaction and written at
@@ -40,7 +43,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 4   /* 4: partitioned posting lists; 1 to 3 are upgraded at open */
+/* 5: request_ids keyed request_id first; 4: partitioned posting lists. 1 to 4 are
+ * upgraded at open. */
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct store store;
 typedef struct store_txn store_txn;

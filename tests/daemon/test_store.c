@@ -555,10 +555,44 @@ static int dispatch(store *s, const city *c, const route_decision *d, int64_t no
     return rc;
 }
 
-/* Rewrites the store as an older schema wrote it. Schema 3: the posting lists without
- * partitions (key: tag and value only). Schemas 1 and 2: every posting back into index
- * as a key of its own (tag, value, NUL, id), without the unit-and-state entries ('v')
- * for schema 1, and the posting database emptied. */
+/* Schemas 1-4 kept request_ids in idem as sender, NUL, request_id: moves every key of
+ * requests (request_id, NUL, sender) there, in that form. Returns how many. */
+static int move_requests_to_idem(MDB_txn *txn)
+{
+    MDB_dbi requests, idem;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int moved = 0;
+    assert_int_equal(mdb_dbi_open(txn, "requests", 0, &requests), 0);
+    assert_int_equal(mdb_dbi_open(txn, "idem", 0, &idem), 0);
+    assert_int_equal(mdb_cursor_open(txn, requests, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const unsigned char *key = k.mv_data;
+        size_t nul = k.mv_size;
+        while (nul > 0 && key[nul - 1] != 0) {
+            nul--;
+        }
+        assert_true(nul > 1 && k.mv_size < 300);
+        size_t sender = k.mv_size - nul;
+        unsigned char old[300];
+        memcpy(old, key + nul, sender);
+        old[sender] = 0;
+        memcpy(old + sender + 1, key, nul - 1);
+        MDB_val ok = { k.mv_size, old };
+        assert_int_equal(mdb_put(txn, idem, &ok, &v, 0), 0);
+        moved++;
+    }
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_drop(txn, requests, 0), 0);
+    return moved;
+}
+
+/* Rewrites the store as an older schema wrote it. Schemas 1-4: the request_ids in idem,
+ * sender first (move_requests_to_idem). Schema 3: the posting lists without partitions
+ * (key: tag and value only). Schemas 1 and 2: every posting back into index as a key of
+ * its own (tag, value, NUL, id), without the unit-and-state entries ('v') for schema 1,
+ * and the posting database emptied. */
 static void make_legacy_schema(const char *dir, unsigned version)
 {
     MDB_env *env;
@@ -568,6 +602,7 @@ static void make_legacy_schema(const char *dir, unsigned version)
     MDB_val k, v;
     int moved = 0;
     raw_open(dir, 0, &env, &txn);
+    assert_true(move_requests_to_idem(txn) > 0);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
     assert_int_equal(mdb_dbi_open(txn, "index", 0, &index), 0);
     assert_int_equal(mdb_dbi_open(txn, "post", MDB_DUPSORT | MDB_DUPFIXED, &post), 0);
@@ -579,7 +614,7 @@ static void make_legacy_schema(const char *dir, unsigned version)
         /* tag, value, NUL, 4 partition bytes: the old key is tag and value. */
         assert_true(k.mv_size > 5 && k.mv_size - 5 + 9 <= sizeof olds->key && v.mv_size == 8);
         assert_int_equal(((const unsigned char *)k.mv_data)[k.mv_size - 5], 0);
-        if (version == 1 && ((const char *)k.mv_data)[0] == 'v') {
+        if (version == 4 || (version == 1 && ((const char *)k.mv_data)[0] == 'v')) {
             continue;
         }
         olds = realloc(olds, (n_olds + 1) * sizeof *olds);
@@ -590,7 +625,9 @@ static void make_legacy_schema(const char *dir, unsigned version)
         n_olds++;
     }
     mdb_cursor_close(cur);
-    assert_int_equal(mdb_drop(txn, post, 0), 0);
+    if (version != 4) {
+        assert_int_equal(mdb_drop(txn, post, 0), 0);
+    }
     for (size_t i = 0; i < n_olds; i++) {
         if (version == 3) {
             MDB_val ok = { olds[i].len, olds[i].key }, ov = { 8, olds[i].id };
@@ -606,7 +643,7 @@ static void make_legacy_schema(const char *dir, unsigned version)
         moved++;
     }
     free(olds);
-    assert_true(moved > 0);
+    assert_true(moved > 0 || version == 4);
     unsigned char ver[4] = { 0, 0, 0, (unsigned char)version };
     MDB_val sk = { 6, "schema" }, sv = { 4, ver };
     assert_int_equal(mdb_put(txn, meta, &sk, &sv, 0), 0);
@@ -659,6 +696,16 @@ static void upgrade_from(void **state, unsigned version)
     list(f->s, &flt, 0, 50, 1000, &l, &next);
     assert_int_equal(l.n, 0);
 
+    /* A request_id acknowledged before the upgrade still replays, or conflicts. */
+    request_create again = fixture_request("k1", "D01", "street_lights", "13800000001");
+    assert_int_equal(create(f->s, &again, T0 + 9, &out, &err), 0);
+    assert_true(out.replayed);
+    assert_int_equal(out.id, 2);
+    free(out.data);
+    again.description = gl_str_c("something else");
+    assert_int_equal(create(f->s, &again, T0 + 9, &out, &err), GL_ECONFLICT);
+    free(out.data);
+
     /* And the next case goes on in the new layout alone. */
     request_create r = fixture_request("k9", "D01", "street_lights", "13800000001");
     assert_int_equal(create(f->s, &r, T0 + 10, &out, &err), 0);
@@ -683,6 +730,16 @@ static void upgrade_from(void **state, unsigned version)
         assert_non_null(strchr("xyD~", ((const char *)k.mv_data)[0]));
     }
     mdb_cursor_close(cur);
+    /* the old request_ids stay where they were; only the new one is in requests */
+    MDB_dbi idem, requests;
+    MDB_stat st;
+    assert_int_equal(mdb_dbi_open(txn, "idem", 0, &idem), 0);
+    assert_int_equal(mdb_dbi_open(txn, "requests", 0, &requests), 0);
+    assert_int_equal(mdb_stat(txn, idem, &st), 0);
+    assert_int_equal(st.ms_entries, 3);
+    assert_int_equal(mdb_stat(txn, requests, &st), 0);
+    assert_int_equal(st.ms_entries, 1);
+    assert_int_equal(mdb_get(txn, requests, &(MDB_val){ 6, "k9\0dev" }, &v), 0);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
@@ -812,6 +869,11 @@ static void test_schema_2_is_upgraded_to_posting_lists(void **state)
 static void test_schema_3_is_upgraded_to_partitioned_posting_lists(void **state)
 {
     upgrade_from(state, 3);
+}
+
+static void test_schema_4_is_upgraded_keeping_its_request_ids(void **state)
+{
+    upgrade_from(state, 4);
 }
 
 /* A store of the current schema is opened as it is: nothing rebuilt. An entry put
@@ -1018,6 +1080,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_1_is_upgraded_with_the_unit_state_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_is_upgraded_to_posting_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_3_is_upgraded_to_partitioned_posting_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_4_is_upgraded_keeping_its_request_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_current_schema_is_not_rebuilt_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_changes_in_one_transaction_come_out_right, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_same_request_replays_the_original, setup, teardown),
