@@ -96,9 +96,10 @@ static const char usage_create[] =
     "  --reported-at MS    when it was reported, ms since the epoch (offline replay)\n"
     "  --on-spot           resolved on the spot (window channel)\n"
     "  --agent COMMUNITY   代办: the community that follows the case for the resident\n"
-    "  --request-id ID     the key that makes a retry safe; without it a random one is\n"
-    "                      made and printed: if no reply comes, run the same command again\n"
-    "                      with --request-id ID and the case is registered at most once\n";
+    "  --request-id ID     the key that makes a retry safe; without it one is made (a\n"
+    "                      UUIDv7: the time, then random bits) and printed: if no reply\n"
+    "                      comes, run the same command again with --request-id ID and the\n"
+    "                      case is registered at most once\n";
 
 static const char usage_get[] =
     "usage: gridline get ID|CODE [--history]\n"

@@ -5,8 +5,8 @@
  * N threads, each with its own gl_client (a DEALER), keep W requests in flight: a new
  * one goes out as soon as a reply comes back, or, with --rate, when the schedule says
  * so. Replies are matched to requests by the rid gl_client adds, so they may come back
- * in any order. Every request_id is unique (a random prefix per run), so each create
- * registers a new case; the body uses the first category and the first
+ * in any order. Every request_id is unique (the time, and random bits per run), so each
+ * create registers a new case; the body uses the first category and the first
  * district/street/community/grid of the daemon's own catalogue, so it is valid against
  * any city.
  *
@@ -1053,8 +1053,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "gridline-bench: cannot make a run id: %s\n", strerror(errno));
         return EXIT_FAILED;
     }
-    /* 16 hex digits keep request_ids of two runs apart and leave them short. */
-    cfg.run_id[16] = '\0';
+    /* 16 hex digits keep request_ids of two runs apart and leave them short: the random
+     * last 16 of a request_id, which begins with the time. */
+    memmove(cfg.run_id, cfg.run_id + GL_CLIENT_REQUEST_ID_LEN - 16, 17);
     cfg.run_bits = (uint16_t)strtoul(cfg.run_id + 13, NULL, 16);   /* its last 3 digits */
     if (load_catalog(&cfg) != 0) {
         goto done;

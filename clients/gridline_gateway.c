@@ -357,7 +357,8 @@ static void load_gateway_id(gateway *g)
     if (gl_client_request_id(rid, sizeof rid) != 0) {
         die("no random bytes for a gateway id");
     }
-    rid[16] = '\0';
+    /* The last 16 digits: a request_id begins with the time, and ends with random bits. */
+    memmove(rid, rid + GL_CLIENT_REQUEST_ID_LEN - 16, 17);
     char *tmp = path_join(g->spool_dir, ".gateway-id.tmp");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || write_all(fd, rid, strlen(rid)) != 0 || write_all(fd, "\n", 1) != 0 ||
