@@ -192,36 +192,29 @@ static int check_schema(store *s, MDB_txn *txn, const char *dir, char *err, size
     }
     const unsigned char *b = v.mv_data;
     unsigned ver = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
-    if (ver == 4) {
-        /* Schema 5 keys new request_ids in `requests` (request_id first); the keys of
-         * `idem` stay where they are and are still looked up (s->idem_legacy). */
-        unsigned char nver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
-        MDB_val nv = val_of(nver, 4);
-        if (mdb_put(txn, s->meta, &k, &nv, 0) != 0) {
-            snprintf(err, errlen, "data directory %s: cannot upgrade schema 4 to %d (is the "
-                     "disk full?)", dir, STORE_SCHEMA_VERSION);
-            return -1;
-        }
-        log_info("store %s: upgraded schema 4 to %d: request_ids stored before stay in the "
-                 "old index and still replay", dir, STORE_SCHEMA_VERSION);
-        return 0;
-    }
-    if (ver >= 1 && ver <= 3) {
+    if (ver >= 1 && ver < STORE_SCHEMA_VERSION) {
         /* Schema 2 added the unit-and-state index, schema 3 moved the list filters'
-         * entries into posting lists, schema 4 cut the lists into partitions of ids.
-         * Each is rebuilt from the cases, in the opening transaction, so a crash half
-         * way leaves the old schema as it was. Schema 5's request index needs nothing
-         * rebuilt (see ver == 4). */
+         * entries into posting lists, schema 4 cut the lists into partitions of ids:
+         * from 1 to 3 they are rebuilt from the cases, in the opening transaction, so a
+         * crash half way leaves the old schema as it was. Schema 5 keys new request_ids
+         * in `requests`; those in `idem` stay and are still looked up (idem_legacy). */
+        bool rebuild = ver <= 3;
         uint64_t n = 0;
         unsigned char nver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
         MDB_val nv = val_of(nver, 4);
-        if (rebuild_postings(s, txn, &n) != 0 || mdb_put(txn, s->meta, &k, &nv, 0) != 0) {
+        if ((rebuild && rebuild_postings(s, txn, &n) != 0)
+            || mdb_put(txn, s->meta, &k, &nv, 0) != 0) {
             snprintf(err, errlen, "data directory %s: cannot upgrade schema %u to %d (is the "
                      "disk full?)", dir, ver, STORE_SCHEMA_VERSION);
             return -1;
         }
-        log_info("store %s: upgraded schema %u to %d: the list indexes of %llu case(s) rebuilt",
-                 dir, ver, STORE_SCHEMA_VERSION, (unsigned long long)n);
+        if (rebuild) {
+            log_info("store %s: upgraded schema %u to %d: the list indexes of %llu case(s) "
+                     "rebuilt", dir, ver, STORE_SCHEMA_VERSION, (unsigned long long)n);
+        } else {
+            log_info("store %s: upgraded schema %u to %d: request_ids stored before stay in "
+                     "the old index and still replay", dir, ver, STORE_SCHEMA_VERSION);
+        }
         return 0;
     }
     if (ver != STORE_SCHEMA_VERSION) {
