@@ -142,8 +142,9 @@ int gl_client_mmi(gl_client *c, const char *service_name, int timeout_ms);
 
 /* Writes a fresh case.create request_id into out: GL_CLIENT_REQUEST_ID_LEN lowercase hex
  * digits and a NUL, the 128 bits of a UUIDv7 (RFC 9562) without dashes: the Unix time in
- * milliseconds, then 74 bits from getrandom(). Ids made later sort after, from any client,
- * which is the order the daemon's idempotency index stores cheaply (protocol/README.md).
+ * milliseconds, then 74 bits from getrandom(). Ids made in a later millisecond sort after,
+ * from any client whose clock agrees (within one they are in random order): the order
+ * the daemon's idempotency index stores cheaply (protocol/README.md).
  * Returns 0, or -1 when cap is too small or the kernel gives no random bytes (out is
  * then ""). */
 int gl_client_request_id(char *out, size_t cap);

@@ -115,7 +115,8 @@ typedef struct {
     int         timeout_ms;
     int         dispatch_sample;
     bench_ids   ids;
-    uint16_t    run_bits;      /* 12 bits of run_id, in every uuid7 id of the run */
+    uint16_t    run_bits;      /* 12 bits of run_id, in every uuid7 id of the run ... */
+    uint16_t    run_bits2;     /* ... and 12 more */
     /* From the catalogue. */
     char       *category, *district, *street, *community, *grid;
     char        run_id[GL_CLIENT_REQUEST_ID_LEN + 1];
@@ -307,13 +308,15 @@ static int pack_create(msgpack_packer *pk, const bench_config *cfg, int thread, 
     uint32_t nloc = 1 + (cfg->street != NULL) + (cfg->community != NULL) + (cfg->grid != NULL);
 
     if (cfg->ids == IDS_UUID7) {
-        /* The connection and its counter in rand_b keep every id of the run distinct. */
+        /* The connection and its counter keep every id of the run distinct; 24 bits of
+         * run_id (rand_a and the top of rand_b), those of two runs at once. */
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         gl_client_request_id_format(request_id, sizeof(request_id),
                                     (uint64_t)now.tv_sec * 1000
                                         + (uint64_t)now.tv_nsec / 1000000,
-                                    cfg->run_bits, (uint64_t)thread << 40 | n);
+                                    cfg->run_bits,
+                                    (uint64_t)cfg->run_bits2 << 50 | (uint64_t)thread << 40 | n);
     } else if (cfg->ids == IDS_RANDOM) {
         /* splitmix64's finaliser is a bijection: distinct (thread, n), distinct ids. */
         uint64_t h = ((uint64_t)thread << 48 | n) + 0x9e3779b97f4a7c15ULL;
@@ -1057,6 +1060,8 @@ int main(int argc, char **argv)
      * last 16 of a request_id, which begins with the time. */
     memmove(cfg.run_id, cfg.run_id + GL_CLIENT_REQUEST_ID_LEN - 16, 17);
     cfg.run_bits = (uint16_t)strtoul(cfg.run_id + 13, NULL, 16);   /* its last 3 digits */
+    char bits2[4] = { cfg.run_id[10], cfg.run_id[11], cfg.run_id[12], '\0' };
+    cfg.run_bits2 = (uint16_t)strtoul(bits2, NULL, 16);
     if (load_catalog(&cfg) != 0) {
         goto done;
     }

@@ -1148,7 +1148,7 @@ static uint64_t unix_ms_now(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The daemon keeps request_ids sorted: ids made later must sort after, across clients. */
+/* The daemon keeps request_ids sorted: ids made a millisecond later must sort after. */
 static void test_request_id_is_a_uuid7_that_sorts_by_time(void **state)
 {
     char     a[GL_CLIENT_REQUEST_ID_LEN + 1], b[GL_CLIENT_REQUEST_ID_LEN + 1];

@@ -742,8 +742,14 @@ static void upgrade_from(void **state, unsigned version)
     assert_int_equal(mdb_get(txn, requests, &(MDB_val){ 6, "k9\0dev" }, &v), 0);
     mdb_txn_abort(txn);
     mdb_env_close(env);
+    /* Opened again, now at schema 5 (no upgrade runs): the old request_ids still replay. */
     f->s = store_new(f->dir, &opts, errbuf, sizeof errbuf);
     assert_non_null(f->s);
+    request_create first = fixture_request("k0", "D01", "street_lights", "13800000001");
+    assert_int_equal(create(f->s, &first, T0 + 20, &out, &err), 0);
+    assert_true(out.replayed);
+    assert_int_equal(out.id, 1);
+    free(out.data);
     city_destroy(&c);
 }
 
