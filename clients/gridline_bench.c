@@ -1059,9 +1059,9 @@ int main(int argc, char **argv)
     /* 16 hex digits keep request_ids of two runs apart and leave them short: the random
      * last 16 of a request_id, which begins with the time. */
     memmove(cfg.run_id, cfg.run_id + GL_CLIENT_REQUEST_ID_LEN - 16, 17);
-    cfg.run_bits = (uint16_t)strtoul(cfg.run_id + 13, NULL, 16);   /* its last 3 digits */
-    char bits2[4] = { cfg.run_id[10], cfg.run_id[11], cfg.run_id[12], '\0' };
-    cfg.run_bits2 = (uint16_t)strtoul(bits2, NULL, 16);
+    unsigned long last6 = strtoul(cfg.run_id + 10, NULL, 16);    /* its last 6 digits */
+    cfg.run_bits = (uint16_t)(last6 & 0xfff);
+    cfg.run_bits2 = (uint16_t)(last6 >> 12);
     if (load_catalog(&cfg) != 0) {
         goto done;
     }
