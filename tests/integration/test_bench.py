@@ -63,14 +63,20 @@ def test_an_offered_rate_is_kept_and_reads_are_reads(routed):
     assert f["errors"] == "0", out
 
 
-def test_random_ids_are_unique_and_out_of_order(routed):
-    c = routed.client()
+def bench_cases(daemon, *args, limit=200):
+    """Runs the bench (no dispatch sample) and returns its output and the first `limit`
+    cases it created, oldest first."""
+    c = daemon.client()
     rows = c.ok("stats.query", {"group_by": "district"})["rows"]
     before_n = sum(r["received"] for r in rows)   # ids are dense from 1
-    rc, f, out = bench(routed, "--clients", "2", "--inflight", "4", "--random-ids",
-                       "--dispatch-sample", "0")
-    assert rc == 0 and f["errors"] == "0" and int(f["creates"]) > 200, out
-    rids = [x["request_id"] for x in c.ok("case.list", {"after": before_n, "limit": 200})["cases"]]
+    rc, f, out = bench(daemon, *args, "--dispatch-sample", "0")
+    assert rc == 0 and f["errors"] == "0" and int(f["creates"]) > limit, out
+    return out, c.ok("case.list", {"after": before_n, "limit": limit})["cases"]
+
+
+def test_random_ids_are_unique_and_out_of_order(routed):
+    _, cases = bench_cases(routed, "--clients", "2", "--inflight", "4", "--random-ids")
+    rids = [x["request_id"] for x in cases]
     assert all(re.fullmatch(r"[0-9a-f]{16}-bench-[0-9a-f]{16}", r) for r in rids), rids[:5]
     assert len(set(rids)) == len(rids)
     # what a counter would give is in order; these are not, nor near it
@@ -79,13 +85,8 @@ def test_random_ids_are_unique_and_out_of_order(routed):
 
 
 def test_default_ids_are_uuid7s_that_start_with_the_time_they_were_made(routed):
-    c = routed.client()
-    rows = c.ok("stats.query", {"group_by": "district"})["rows"]
-    before_n = sum(r["received"] for r in rows)
-    rc, f, out = bench(routed, "--clients", "3", "--inflight", "4", "--dispatch-sample", "0")
-    assert rc == 0 and f["errors"] == "0" and int(f["creates"]) > 200, out
+    out, cases = bench_cases(routed, "--clients", "3", "--inflight", "4", limit=300)
     assert "request_ids uuid7" in out, out
-    cases = c.ok("case.list", {"after": before_n, "limit": 300})["cases"]
     rids = [x["request_id"] for x in cases]
     assert all(re.fullmatch(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}", r) for r in rids), \
         rids[:5]
@@ -94,18 +95,13 @@ def test_default_ids_are_uuid7s_that_start_with_the_time_they_were_made(routed):
     for case, rid in zip(cases, rids):
         made = int(rid[:12], 16)
         assert case["created_at"] - 5000 <= made <= case["created_at"], (case, rid)
-    # three connections, one run: the same 12 run bits, and ids that differ past them
-    assert len({r[13:16] for r in rids}) == 1
+    # three connections, one run: the same run bits (rand_a, and the top of rand_b)
+    assert len({(r[13:16], r[16:19]) for r in rids}) == 1
 
 
 def test_counter_ids_are_each_connections_own_sequence(routed):
-    c = routed.client()
-    rows = c.ok("stats.query", {"group_by": "district"})["rows"]
-    before_n = sum(r["received"] for r in rows)
-    rc, f, out = bench(routed, "--clients", "2", "--inflight", "4", "--ids", "counter",
-                       "--dispatch-sample", "0")
-    assert rc == 0 and f["errors"] == "0" and int(f["creates"]) > 200, out
-    rids = [x["request_id"] for x in c.ok("case.list", {"after": before_n, "limit": 200})["cases"]]
+    _, cases = bench_cases(routed, "--clients", "2", "--inflight", "4", "--ids", "counter")
+    rids = [x["request_id"] for x in cases]
     seqs = {}
     for r in rids:
         m = re.fullmatch(r"bench-[0-9a-f]{16}-([01])-([0-9]+)", r)
